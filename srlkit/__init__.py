@@ -1,0 +1,3 @@
+"""srlkit: Supervised Reinforcement Learning (SRL) then RLVR, as one curriculum."""
+
+__version__ = "0.1.0"

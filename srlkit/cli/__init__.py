@@ -1,0 +1,68 @@
+"""The `srlkit` command line.
+
+Each sub-command lives in its own module and imports its heavy dependencies
+inside the command body, so `srlkit --help` never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="srlkit",
+    help="Supervised Reinforcement Learning (SRL) then RLVR, as one curriculum.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Registration order is the order `srlkit --help` lists them.
+from srlkit.cli import decompose as _decompose  # noqa: E402,F401
+from srlkit.cli import inspect as _inspect  # noqa: E402,F401
+from srlkit.cli import embed as _embed  # noqa: E402,F401
+from srlkit.cli import train as _train  # noqa: E402,F401
+from srlkit.cli import eval as _eval  # noqa: E402,F401
+from srlkit.cli import run as _run  # noqa: E402,F401
+from srlkit.cli import report as _report  # noqa: E402,F401
+from srlkit.cli import push as _push  # noqa: E402,F401
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the app and turns expected failures into one-line errors."""
+    import click
+
+    from srlkit.errors import SrlkitError
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:  # bare `srlkit` / `srlkit GROUP`
+        click.echo(e.ctx.get_help())
+        raise SystemExit(0) from None
+    except click.UsageError as e:
+        cmd = e.ctx.command_path if e.ctx else "srlkit"
+        click.echo(f"error: {_one_line(e.format_message())} (see '{cmd} --help')", err=True)
+        raise SystemExit(2) from None
+    except click.Abort:
+        click.echo("aborted", err=True)
+        raise SystemExit(130) from None
+    except SrlkitError as e:
+        click.echo(f"error: {_one_line(str(e))}", err=True)
+        raise SystemExit(2) from None
+    except FileNotFoundError as e:
+        click.echo(f"error: file not found: {e.filename or e} (check the path)", err=True)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+    if isinstance(rv, int) and rv:
+        raise SystemExit(rv)
+    sys.stdout.flush()
