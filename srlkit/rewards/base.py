@@ -52,6 +52,24 @@ class ScoreResult:
     stats: dict[str, float] = field(default_factory=dict)  # e.g. format failures, scoring errors
 
 
+class Reward:
+    """Optional base class for rewards that report per-batch stats or own resources.
+
+    A plain function is a valid reward. Subclass this when the reward must say more
+    than its values: `last_stats` (e.g. ``{"format_failures": 3}``) is read by the
+    scorer after each call, and `close()` releases worker processes or models.
+    """
+
+    def __init__(self) -> None:
+        self.last_stats: dict[str, float] = {}
+
+    def __call__(self, completions: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[float]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources (worker pools, models). Safe to call twice."""
+
+
 def _load_builtin() -> None:
-    # Importing the modules registers their factories.
+    # Importing the package imports every built-in reward module, which registers them.
     import srlkit.rewards  # noqa: F401

@@ -1,0 +1,153 @@
+"""The last stage: the dataset card (README.md), regenerated from manifest.json.
+
+Never edited by hand. The YAML `configs:` block makes `datasets.load_dataset(DIR, "srl")`
+and `(DIR, "rlvr")` work; the body states the source and license, the exact command,
+the stats, the reject reasons and the accepted + rejected = input identity. `srlkit embed`
+adds `manifest["embeddings"]` and calls `write_card` again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from srlkit.data.shards import write_text
+
+TARGETS_DOC = {
+    "all": "every step is a target: a trajectory of N steps gives N instances, and step 1 is "
+           "predicted from the problem alone",
+    "skip-first": "steps 2..N are targets (N-1 instances), the paper's reading: its worked example "
+                  "uses step 1 as context and step 2 as the first target",
+    "skip-last": "steps 1..N-1 are targets (N-1 instances); the final step is never a target",
+}
+
+
+def _yaml_configs(manifest: dict) -> str:
+    lines = ["configs:"]
+    for table, splits in manifest.get("splits", {}).items():
+        lines.append(f"- config_name: {table}")
+        if table == "srl":
+            lines.append("  default: true")
+        lines.append("  data_files:")
+        for split in splits:
+            lines += [f"  - split: {split}", f"    path: {table}/{split}-*.parquet"]
+    return "\n".join(lines)
+
+
+def _table(rows: dict, head: tuple[str, str], key=None) -> str:
+    if key is not None:
+        rows = dict(sorted(rows.items(), key=lambda kv: key(kv[0])))
+    if not rows:
+        return "(none)\n"
+    out = [f"| {head[0]} | {head[1]} |", "| --- | ---: |"]
+    out += [f"| `{k}` | {v} |" for k, v in rows.items()]
+    return "\n".join(out) + "\n"
+
+
+def _bucket_key(label: str) -> int:
+    """'<=64' sorts before '<=128'; '>8192' last."""
+    n = int(label.lstrip("<=>"))
+    return n + (1 if label.startswith(">") else 0)
+
+
+def _command(manifest: dict) -> str:
+    if manifest.get("command"):
+        return manifest["command"]
+    spec = manifest["source"].get("spec")
+    return "srlkit decompose" + (f" {spec}" if spec else "") + "  # (library call; options in manifest.json)"
+
+
+def render(manifest: dict) -> str:
+    c, s, cfg = manifest["counts"], manifest["stats"], manifest["config"]
+    src = manifest["source"]
+    lic = src.get("license", "unknown")
+    split_rows = []
+    for table, splits in manifest.get("splits", {}).items():
+        for split, names in splits.items():
+            n = sum(manifest["files"][f]["rows"] for f in names)
+            split_rows.append(f"| {table} | {split} | {n} | {len(names)} |")
+    spt = s["steps_per_trajectory"]
+    parts = [
+        "---",
+        _yaml_configs(manifest),
+        f"license: {'mit' if lic.lower().startswith('mit') else 'other'}",
+        "tags:\n- srl\n- rlvr\n- reasoning\n- srlkit",
+        "---",
+        "",
+        f"# SRL / RLVR step data from {src['name']}",
+        "",
+        "Made by [srlkit](https://github.com/) `decompose`: expert trajectories split into steps, "
+        "one **SRL** instance per target step (predict the expert's next step given the problem "
+        "and the steps so far) and one **RLVR** row per problem with a verified final answer.",
+        "",
+        "```python\nimport datasets\nsrl = datasets.load_dataset(\"PATH_OR_REPO\", \"srl\")\n"
+        "rlvr = datasets.load_dataset(\"PATH_OR_REPO\", \"rlvr\")\n```",
+        "",
+        "## Source",
+        "",
+        f"- {src['description']}",
+        f"- License: {lic}",
+        f"- Fingerprint: `{src['fingerprint'][:16]}`",
+        f"- Columns: {', '.join(f'{k}=`{v}`' for k, v in manifest['columns'].items() if v)}"
+        + (f" (preset `{manifest['preset']}`)" if manifest.get("preset") else ""),
+        "",
+        "## Command",
+        "",
+        f"```\n{_command(manifest)}\n```",
+        "",
+        f"srlkit {manifest['srlkit_version']}; the full resolved options are in `manifest.json`.",
+        "",
+        "## Counts",
+        "",
+        f"**accepted + rejected = input: {c['accepted']} + {c['rejected']} = {c['input']}** source rows. "
+        f"{c['rlvr_rejected']} accepted rows have no verifiable answer and are left out of RLVR only.",
+        "",
+        "| table | split | rows | shards |",
+        "| --- | --- | ---: | ---: |",
+        *split_rows,
+        "",
+        f"Train/validation split by trajectory (seeded hash of the id, seed {cfg['seed']}, "
+        f"val_size {cfg['val_size']}): no step of a validation problem is in train.",
+        "",
+        "## Instances",
+        "",
+        f"- Steps: strategy `{cfg['steps']}`; targets `{cfg['targets']}`: {TARGETS_DOC[cfg['targets']]}.",
+        "  Use `--targets skip-first` to reproduce the paper's N-1 instances per trajectory.",
+        f"- Title hint: {'on (the next step title is in the prompt; target = body only)' if cfg['title_hint'] else 'off'}.",
+        f"- Step length {cfg['min_step_chars']}..{cfg['max_step_chars']} chars (tiny steps merged, giant ones split); "
+        f"{cfg['min_steps']}..{cfg['max_steps']} steps per trajectory.",
+        "",
+        "## Stats",
+        "",
+        f"Steps per trajectory: min {spt['min']}, mean {spt['mean']}, max {spt['max']}. "
+        f"Characters per step: mean {s['chars_per_step']['mean']}, max {s['chars_per_step']['max']}.",
+        "",
+        _table(spt["histogram"], ("steps", "trajectories"), key=int),
+        _table(s["chars_per_step"]["histogram"], ("chars per step", "steps"), key=_bucket_key),
+        "Segmentation strategies (per trajectory):",
+        "",
+        _table(s["strategies"], ("strategy", "trajectories")),
+        "## Rejects",
+        "",
+        "Every rejected row is in `rejects.parquet` with its source row and reason.",
+        "",
+        _table(s["reject_reasons"], ("reason", "rows")),
+        "RLVR-only rejects:",
+        "",
+        _table(s["rlvr_reject_reasons"], ("reason", "rows")),
+    ]
+    emb = manifest.get("embeddings")
+    if emb:
+        parts += ["## Embeddings", "", "```json", json.dumps(emb, indent=2, sort_keys=True), "```", ""]
+    parts += ["## Files", "", "| file | rows | sha256 |", "| --- | ---: | --- |"]
+    parts += [f"| `{k}` | {v['rows']} | `{v['sha256'][:16]}` |" for k, v in sorted(manifest["files"].items())]
+    return "\n".join(parts) + "\n"
+
+
+def write_card(out: Path | str) -> Path:
+    """Regenerate `out/README.md` from `out/manifest.json`; returns its path."""
+    out = Path(out)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    path = out / "README.md"
+    write_text(render(manifest), path)
+    return path

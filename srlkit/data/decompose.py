@@ -1,0 +1,215 @@
+"""`decompose`: the orchestration of the data stages, streaming in work units.
+
+Source rows are processed in units of `shard_rows` rows. Each unit writes its own part
+files and then a completion marker (`_work/unit-NNNNN.json`); a rerun skips units whose
+marker exists. Finalisation renames parts to Hub-style shard names, gathers rejects,
+checks accepted + rejected == input, and writes manifest.json and README.md. Every
+write is atomic, and nothing depends on time, so a run killed at any point and started
+again ends byte-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from srlkit import __version__
+from srlkit.config import DecomposeConfig
+from srlkit.data import shards
+from srlkit.data.presets import get_preset, resolve
+from srlkit.data.sources import Reject, Source, describe, open_source
+from srlkit.data.templates import Templates
+from srlkit.data.unit import UnitProcessor, unit_parts
+from srlkit.errors import ConfigError, DataError
+from srlkit.schema import RLVR_TABLE, SPLITS, SRL_TABLE, shard_name
+
+OUTPUT_NAMES = (SRL_TABLE, RLVR_TABLE, "rejects.parquet", "manifest.json", "README.md")
+
+
+def default_out(source: str | None) -> Path:
+    """`data/<source name>` (the bundled default: `data/champ`)."""
+    if not source:
+        return Path("data") / "champ"
+    name = Path(source.rstrip("/")).name.split("*")[0].split(".")[0] or "dataset"
+    return Path("data") / name
+
+
+def run_key(cfg: DecomposeConfig, source: Source, fingerprint: str) -> str:
+    """What the outputs depend on: options (not the output folder), source bytes, version, template."""
+    opts = cfg.model_dump(mode="json", exclude={"out"})
+    tmpl = Path(cfg.template).read_text(encoding="utf-8") if cfg.template else ""
+    blob = json.dumps([opts, fingerprint, __version__, tmpl, source.kind], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _prepare(out: Path, key: str) -> bool:
+    """Clear stale outputs from other options; True when `out` already holds this run, finished."""
+    mf = out / "manifest.json"
+    if mf.is_file():
+        try:
+            done = json.loads(mf.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            done = {}
+        files_ok = all((out / f).is_file() for f in done.get("files", {}))
+        if done.get("run_key") == key and files_ok and not (out / "_work").exists():
+            return True
+    state = out / "_work" / "state.json"
+    same = state.is_file() and json.loads(state.read_text(encoding="utf-8")).get("run_key") == key
+    if not same:
+        for name in OUTPUT_NAMES + ("_work",):
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+        shards.write_json({"run_key": key}, state)
+    return False
+
+
+def decompose(cfg: DecomposeConfig, out: Path | str | None = None, command: str | None = None,
+              *, show_progress: bool | None = None) -> dict:
+    """Decompose `cfg.source` into SRL/RLVR shards under `out`; returns the manifest."""
+    out = Path(out or cfg.out or default_out(cfg.source))
+    if cfg.val_size < 0 or (cfg.val_size >= 1 and cfg.val_size != int(cfg.val_size)):
+        raise ConfigError(f"--val-size {cfg.val_size}: give a fraction in [0, 1) or a whole count")
+    if cfg.shard_rows < 1:
+        raise ConfigError("--shard-rows must be at least 1")
+    source = open_source(cfg.source, config_name=cfg.config_name, split=cfg.split,
+                         revision=cfg.revision, max_row_bytes=cfg.max_row_bytes)
+    templates = Templates.load(cfg.template)
+    preset = cfg.preset or ("champ" if source.kind == "bundled" else None)
+    fingerprint = source.fingerprint()
+    key = run_key(cfg, source, fingerprint)
+    if _prepare(out, key):
+        return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+
+    rows = source.rows()
+    head: list = []
+    for item in rows:  # peek until the first readable row: it names the columns
+        head.append(item)
+        if isinstance(item[1], dict) or (cfg.limit is not None and len(head) >= cfg.limit):
+            break
+    first = next((r for _, r in head if isinstance(r, dict)), None)
+    transform = get_preset(preset).transform
+    columns = list((transform(first) if transform else first).keys()) if first is not None else []
+    if not head:
+        raise DataError(f"source '{cfg.source}' has no rows")
+    if not columns and preset is None:
+        raise DataError(f"source '{cfg.source}': none of the first {len(head)} rows is readable "
+                        f"(first reason: {head[0][1].reason})")
+    cols = resolve(preset, columns, problem_col=cfg.problem_col, solution_col=cfg.solution_col,
+                   answer_col=cfg.answer_col, id_col=cfg.id_col) if columns else None
+    if cols is None:
+        raise DataError(f"source '{cfg.source}' has no readable rows")
+    rewriter = None
+    if cfg.rewrite:
+        from srlkit.data.rewrite import make_rewriter
+
+        rewriter = make_rewriter(cfg.rewrite_endpoint, cfg.rewrite_model)
+
+    work = out / "_work"
+    seen: set[str] = set()
+    n_units, n_rows = _run_units(cfg, rows, head, cols, templates, rewriter, work, seen, show_progress)
+    if n_rows == 0:
+        raise DataError(f"source '{cfg.source}' has no rows")
+    manifest = _finalize(cfg, out, work, n_units, source, fingerprint, key, cols, preset, command)
+    return manifest
+
+
+def _run_units(cfg, rows, head, cols, templates, rewriter, work, seen, show_progress):
+    from itertools import chain
+
+    from srlkit.cli._common import progress
+
+    proc: UnitProcessor | None = None
+    unit, n_rows = -1, 0
+    bar = progress(disable=None if show_progress is None else not show_progress)
+    with bar:
+        task = bar.add_task("decompose", total=cfg.limit, info="")
+        for i, rec in chain(head, rows):
+            if cfg.limit is not None and i >= cfg.limit:
+                break
+            u = i // cfg.shard_rows
+            if u != unit:
+                if proc is not None:
+                    proc.finish()
+                unit, proc = u, None
+                marker = work / f"unit-{u:05d}.json"
+                if marker.is_file():  # finished by an earlier run: only its ids matter now
+                    seen.update(json.loads(marker.read_text(encoding="utf-8"))["ids"])
+                else:
+                    proc = UnitProcessor(u, cfg, cols, templates, rewriter, work, seen)
+            if proc is not None:
+                proc.row(i, rec)
+            n_rows = i + 1
+            if n_rows % 1000 == 0:
+                bar.update(task, completed=n_rows)
+        if proc is not None:
+            proc.finish()
+        bar.update(task, completed=n_rows)
+    return unit + 1, n_rows
+
+
+def _finalize(cfg, out, work, n_units, source, fingerprint, key, cols, preset, command) -> dict:
+    from srlkit.data import stats as st
+    from srlkit.data.card import write_card
+
+    markers = [json.loads((work / f"unit-{u:05d}.json").read_text(encoding="utf-8")) for u in range(n_units)]
+    files: dict[str, dict] = {}
+    splits: dict[str, dict[str, list[str]]] = {}
+    for table in (SRL_TABLE, RLVR_TABLE):
+        for split in SPLITS:
+            parts = [(u, m["parts"][f"{table}.{split}"]) for u, m in enumerate(markers)
+                     if m["parts"].get(f"{table}.{split}", 0) > 0]
+            names = []
+            for j, (u, rows) in enumerate(parts):
+                dst = out / table / shard_name(split, j, len(parts))
+                src = unit_parts(work, u)[f"{table}.{split}"]
+                if src.is_file():  # a rerun after a partial finalise finds some already moved
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    src.replace(dst)
+                rel = f"{table}/{dst.name}"
+                names.append(rel)
+                files[rel] = {"rows": rows}
+            if names:
+                splits.setdefault(table, {})[split] = names
+    for table in (SRL_TABLE, RLVR_TABLE):  # files from an older run with more shards
+        for p in sorted((out / table).glob("*.parquet")) if (out / table).is_dir() else []:
+            if f"{table}/{p.name}" not in files:
+                p.unlink()
+    rej_parts = [unit_parts(work, u)["rejects"] for u, m in enumerate(markers) if m["parts"].get("rejects", 0)]
+    files["rejects.parquet"] = {"rows": shards.concat_parquet(rej_parts, out / "rejects.parquet", "rejects")}
+    for rel, info in files.items():
+        p = out / rel
+        info["bytes"] = p.stat().st_size
+        info["sha256"] = shards.sha256_file(p)
+
+    counts = {k: sum(m["counts"][k] for m in markers) for k in markers[0]["counts"]} if markers else {}
+    if counts["input"] != counts["accepted"] + counts["rejected"]:
+        raise RuntimeError(f"internal error: accepted {counts['accepted']} + rejected "
+                           f"{counts['rejected']} != input {counts['input']}")
+    merged = st.merge([m["stats"] for m in markers])
+    manifest = {
+        "srlkit_version": __version__,
+        "run_key": key,
+        "command": command,
+        "config": cfg.model_dump(mode="json", exclude={"out"}),
+        "source": {"spec": cfg.source, "name": source.name, "kind": source.kind,
+                   "description": describe(source), "license": source.license,
+                   "fingerprint": fingerprint},
+        "preset": preset,
+        "columns": cols.as_dict(),
+        "counts": counts,
+        "stats": st.summary(merged),
+        "splits": splits,
+        "files": files,
+    }
+    shards.write_json(manifest, out / "manifest.json")
+    write_card(out)
+    shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+__all__ = ["decompose", "default_out", "Reject"]

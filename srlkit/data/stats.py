@@ -1,0 +1,70 @@
+"""Per-unit statistics that merge across work units (all plain JSON, order-free)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+CHAR_BUCKETS = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+
+
+def new_stats() -> dict:
+    return {"steps": Counter(), "chars": Counter(), "char_sum": 0, "char_max": 0,
+            "strategies": Counter(), "rejects": Counter(), "rlvr_rejects": Counter()}
+
+
+def bucket(n: int) -> str:
+    for b in CHAR_BUCKETS:
+        if n <= b:
+            return f"<={b}"
+    return f">{CHAR_BUCKETS[-1]}"
+
+
+def add_trajectory(stats: dict, steps: list[str], strategy: str) -> None:
+    stats["steps"][str(len(steps))] += 1
+    stats["strategies"][strategy] += 1
+    for s in steps:
+        n = len(s)
+        stats["chars"][bucket(n)] += 1
+        stats["char_sum"] += n
+        if n > stats["char_max"]:
+            stats["char_max"] = n
+
+
+def to_json(stats: dict) -> dict:
+    return {k: (dict(sorted(v.items())) if isinstance(v, Counter) else v) for k, v in stats.items()}
+
+
+def merge(many: list[dict]) -> dict:
+    total = new_stats()
+    for s in many:
+        for k, v in s.items():
+            if isinstance(total[k], Counter):
+                total[k].update(v)
+            elif k == "char_max":
+                total[k] = max(total[k], v)
+            else:
+                total[k] += v
+    return total
+
+
+def summary(stats: dict) -> dict:
+    """What the manifest and the card show: distributions plus a few numbers."""
+    steps = {int(k): v for k, v in stats["steps"].items()}
+    trajs = sum(steps.values())
+    n_steps = sum(k * v for k, v in steps.items())
+    order = {f"<={b}": i for i, b in enumerate(CHAR_BUCKETS)}
+    chars = dict(sorted(stats["chars"].items(), key=lambda kv: order.get(kv[0], len(order))))
+    return {
+        "trajectories": trajs,
+        "steps_total": n_steps,
+        "steps_per_trajectory": {
+            "min": min(steps) if steps else 0, "max": max(steps) if steps else 0,
+            "mean": round(n_steps / trajs, 3) if trajs else 0.0,
+            "histogram": {str(k): steps[k] for k in sorted(steps)},
+        },
+        "chars_per_step": {"mean": round(stats["char_sum"] / n_steps, 1) if n_steps else 0.0,
+                           "max": stats["char_max"], "histogram": chars},
+        "strategies": dict(sorted(stats["strategies"].items())),
+        "reject_reasons": dict(sorted(stats["rejects"].items())),
+        "rlvr_reject_reasons": dict(sorted(stats["rlvr_rejects"].items())),
+    }

@@ -1,0 +1,147 @@
+"""One work unit of `decompose`: validate, segment and render a block of source rows.
+
+The unit owns its buffers and writes its part files, then its completion marker
+(counts, stats, accepted ids and the rows in each part). Nothing is shared with other
+units except `seen` (trajectory ids accepted so far, for the duplicate check).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from srlkit.data import instances as inst
+from srlkit.data import shards
+from srlkit.data import stats as st
+from srlkit.data.answers import extract_answer, strip_thinking
+from srlkit.data.presets import Columns, extract
+from srlkit.data.segment import Segmented, apply_limits, segment_text
+from srlkit.data.sources import Reject
+from srlkit.data.turns import has_tool_calls, last_assistant_text, turns
+from srlkit.schema import RLVR_TABLE, SPLITS, SRL_TABLE
+
+
+def unit_parts(work: Path, u: int) -> dict[str, Path]:
+    parts = {f"{t}.{s}": work / f"unit-{u:05d}.{t}.{s}.parquet" for t in (SRL_TABLE, RLVR_TABLE) for s in SPLITS}
+    parts["rejects"] = work / f"unit-{u:05d}.rejects.parquet"
+    return parts
+
+
+def in_validation(tid: str, seed: int, val_size: float) -> bool:
+    """A seeded hash of the trajectory id: every step of a problem lands in the same split."""
+    h = hashlib.blake2b(f"{seed}:{tid}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2**64 < val_size
+
+
+def _row_chars(rec: dict) -> int:
+    n = 0
+    for v in rec.values():
+        if isinstance(v, str):
+            n += len(v)
+        elif isinstance(v, (list, dict)):
+            n += len(json.dumps(v, ensure_ascii=False))
+    return n
+
+
+class UnitProcessor:
+    def __init__(self, index, cfg, cols: Columns, templates, rewriter, work: Path, seen: set[str]):
+        self.index, self.cfg, self.cols, self.templates = index, cfg, cols, templates
+        self.rewriter, self.work, self.seen = rewriter, work, seen
+        self.tables = {(t, s): inst.Table(shards_cols(t)) for t in (SRL_TABLE, RLVR_TABLE) for s in SPLITS}
+        self.rejects = inst.Table(shards_cols("rejects"))
+        self.stats = st.new_stats()
+        self.counts = {"input": 0, "accepted": 0, "rejected": 0, "rlvr_rejected": 0}
+        self.ids: list[str] = []
+
+    def _reject(self, i: int, tid: str | None, reason: str, detail: str = "") -> None:
+        inst.add_reject(self.rejects, i, tid, reason, detail)
+        self.counts["rejected"] += 1
+        self.stats["rejects"][reason] += 1
+
+    def row(self, i: int, rec: dict | Reject) -> None:
+        self.counts["input"] += 1
+        cfg = self.cfg
+        if isinstance(rec, Reject):
+            return self._reject(i, None, rec.reason, rec.detail)
+        size = _row_chars(rec)
+        if size > cfg.max_row_bytes:
+            return self._reject(i, None, "row_too_large", f"{size} chars > {cfg.max_row_bytes}")
+        f = extract(rec, self.cols)
+        if isinstance(f, Reject):
+            return self._reject(i, None, f.reason, f.detail)
+        sol, answer, ts, seg = f.solution, f.answer, None, None
+        if isinstance(sol, list) and sol and isinstance(sol[0], dict):  # chat messages
+            if cfg.steps == "turns" or (cfg.steps == "auto" and has_tool_calls(sol)):
+                ts = turns(sol)
+            else:
+                sol = strip_thinking(last_assistant_text(sol))
+                answer = answer or extract_answer(sol)
+                if not sol:
+                    return self._reject(i, f.tid, "no_steps", "no assistant text")
+        elif cfg.steps == "turns":
+            return self._reject(i, f.tid, "no_steps", "--steps turns needs chat messages with assistant turns")
+        if ts is not None:
+            seg = Segmented("turns", [t.action for t in ts], [None] * len(ts))
+        elif isinstance(sol, list):
+            seg = Segmented("given", sol, [None] * len(sol))
+        else:
+            if self.rewriter is not None:
+                new = self.rewriter(f.problem, sol)
+                if isinstance(new, Reject):
+                    return self._reject(i, f.tid, new.reason, new.detail)
+                sol = new
+            seg = segment_text(sol, "numbered" if self.rewriter is not None else cfg.steps)
+        if ts is None:
+            seg = apply_limits(seg, min_chars=cfg.min_step_chars, max_chars=cfg.max_step_chars,
+                               min_steps=cfg.min_steps, max_steps=cfg.max_steps)
+        elif not ts:
+            seg = Reject("no_steps", "no assistant turns with an action")
+        elif not cfg.min_steps <= len(ts) <= cfg.max_steps:
+            seg = Reject("too_few_steps" if len(ts) < cfg.min_steps else "too_many_steps", f"{len(ts)} turns")
+        if isinstance(seg, Reject):
+            return self._reject(i, f.tid, seg.reason, seg.detail)
+        tid = f.tid
+        if tid is None:
+            raw = sol if isinstance(sol, str) else json.dumps(f.solution, sort_keys=True, ensure_ascii=False)
+            tid = hashlib.sha256(f"{f.problem}\0{raw}".encode()).hexdigest()[:16]
+        if tid in self.seen:
+            return self._reject(i, tid, "duplicate_id", f"id {tid} already seen")
+        self.seen.add(tid)
+        self.ids.append(tid)
+        self.counts["accepted"] += 1
+        st.add_trajectory(self.stats, seg.steps, seg.strategy)
+        split = "validation" if in_validation(tid, cfg.seed, cfg.val_size) else "train"
+        srl = self.tables[(SRL_TABLE, split)]
+        if ts is not None:
+            inst.add_agent(srl, tid=tid, source_row=i, problem=f.problem, ts=ts, history=cfg.history,
+                           targets=cfg.targets, templates=self.templates)
+        else:
+            inst.add_srl(srl, tid=tid, source_row=i, problem=f.problem, steps=seg.steps, titles=seg.titles,
+                         answer=answer, strategy=seg.strategy, targets=cfg.targets,
+                         title_hint=cfg.title_hint, templates=self.templates)
+        if answer:
+            inst.add_rlvr(self.tables[(RLVR_TABLE, split)], tid=tid, source_row=i, problem=f.problem,
+                          answer=answer, templates=self.templates)
+        else:
+            inst.add_reject(self.rejects, i, tid, "no_answer", "no answer column, \\boxed{} or ####", "rlvr")
+            self.counts["rlvr_rejected"] += 1
+            self.stats["rlvr_rejects"]["no_answer"] += 1
+
+    def finish(self) -> None:
+        """Write the unit's parts, then its marker (the marker is what makes it count as done)."""
+        paths = unit_parts(self.work, self.index)
+        rows: dict[str, int] = {}
+        for (t, s), table in self.tables.items():
+            if len(table):
+                shards.write_parquet(shards.frame(table, t), paths[f"{t}.{s}"])
+            rows[f"{t}.{s}"] = len(table)
+        if len(self.rejects):
+            shards.write_parquet(shards.frame(self.rejects, "rejects"), paths["rejects"])
+        rows["rejects"] = len(self.rejects)
+        marker = {"counts": self.counts, "stats": st.to_json(self.stats), "ids": self.ids, "parts": rows}
+        shards.write_json(marker, self.work / f"unit-{self.index:05d}.json")
+
+
+def shards_cols(name: str) -> dict:
+    return shards.SCHEMAS[name]

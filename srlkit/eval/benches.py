@@ -1,0 +1,179 @@
+"""Benchmarks as rows of (id, problem, answer).
+
+A bench spec is one of:
+- a local `.jsonl` / `.json` / `.parquet` file with problem and answer columns;
+- a Hub preset: `amc23`, `aime24`, `aime25`, `math500`, `minerva` (loaded with
+  `datasets.load_dataset`; needs network, fails with one line offline);
+- `champ-heldout`: a deterministic slice of the bundled CHAMP problems (offline);
+- `validation:DIR`: the RLVR validation split of a decomposed dataset folder (offline);
+  plain `validation` means the data folder of the srlkit run being evaluated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from srlkit.errors import DataError
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    id: str
+    problem: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class HubPreset:
+    path: str
+    split: str
+    problem: str
+    answer: str
+    config: str | None = None
+    id: str | None = None
+
+
+# Column maps of the usual math sets as published on the Hub.
+PRESETS: dict[str, HubPreset] = {
+    "amc23": HubPreset("math-ai/amc23", "test", "question", "answer"),
+    "aime24": HubPreset("HuggingFaceH4/aime_2024", "train", "problem", "answer", id="id"),
+    "aime25": HubPreset("math-ai/aime25", "test", "problem", "answer", id="id"),
+    "math500": HubPreset("HuggingFaceH4/MATH-500", "test", "problem", "answer", id="unique_id"),
+    "minerva": HubPreset("math-ai/minervamath", "test", "question", "answer"),
+}
+ALIASES = {"math-500": "math500", "minerva-math": "minerva", "minervamath": "minerva"}
+
+PROBLEM_COLS = ("problem", "question", "prompt", "input")
+ANSWER_COLS = ("answer", "final_answer", "target", "solution")
+
+# One CHAMP problem in this many (by id hash) is held out; a fixed rule, so it never moves.
+CHAMP_HELDOUT_EVERY = 5
+
+
+def champ_problems() -> list[BenchRow]:
+    """All bundled CHAMP problems that have a final answer, in file order."""
+    from srlkit.assets import champ_path
+
+    data = json.loads(champ_path().read_text(encoding="utf-8"))["problems"]
+    rows = []
+    for pid, p in data.items():
+        ans = p.get("_answer")
+        if ans:
+            rows.append(BenchRow(str(pid), str(p["_text"]), str(ans)))
+    return rows
+
+
+def is_champ_heldout(pid: str) -> bool:
+    """Whether a CHAMP id is in the held-out slice (stable across versions and seeds)."""
+    h = int(hashlib.sha256(pid.encode("utf-8")).hexdigest()[:8], 16)
+    return h % CHAMP_HELDOUT_EVERY == 0
+
+
+def _pick(cols: list[str], given: str | None, candidates: tuple[str, ...], what: str, src: str) -> str:
+    if given:
+        if given not in cols:
+            raise DataError(f"{src} has no column '{given}'; columns: {', '.join(cols)}")
+        return given
+    for c in candidates:
+        if c in cols:
+            return c
+    raise DataError(f"{src}: no {what} column found (tried {', '.join(candidates)}); pass --{what}-col")
+
+
+def _rows_from_records(
+    records: list[dict], src: str, problem_col: str | None, answer_col: str | None, id_col: str | None
+) -> list[BenchRow]:
+    if not records:
+        raise DataError(f"{src} has no rows")
+    cols = list(records[0].keys())
+    pc = _pick(cols, problem_col, PROBLEM_COLS, "problem", src)
+    ac = _pick(cols, answer_col, ANSWER_COLS, "answer", src)
+    ic = id_col if id_col in cols else ("id" if "id" in cols else None)
+    out = []
+    for i, r in enumerate(records):
+        if r.get(pc) is None or r.get(ac) is None:
+            continue
+        out.append(BenchRow(str(r[ic]) if ic else str(i), str(r[pc]), str(r[ac])))
+    return out
+
+
+def load_local(path: Path, problem_col: str | None = None, answer_col: str | None = None) -> list[BenchRow]:
+    import polars as pl
+
+    try:
+        if path.suffix == ".parquet":
+            df = pl.read_parquet(path)
+        elif path.suffix == ".jsonl":
+            df = pl.read_ndjson(path)
+        else:
+            df = pl.read_json(path)
+    except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
+        raise DataError(f"cannot read bench file {path}: {str(e).splitlines()[0]}") from None
+    return _rows_from_records(df.to_dicts(), str(path), problem_col, answer_col, None)
+
+
+def load_hub(name: str) -> list[BenchRow]:
+    preset = PRESETS[name]
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(preset.path, preset.config, split=preset.split)
+    except Exception as e:  # noqa: BLE001 - offline, missing, renamed: all one message
+        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise DataError(
+            f"cannot load bench '{name}' ({preset.path}) from the Hub: {first}; "
+            "offline, use a local file, champ-heldout or validation:DIR"
+        ) from None
+    return _rows_from_records(list(ds), preset.path, preset.problem, preset.answer, preset.id)
+
+
+def load_validation(data_dir: Path) -> list[BenchRow]:
+    import polars as pl
+
+    files = sorted((data_dir / "rlvr").glob("validation-*.parquet"))
+    if not files:
+        raise DataError(f"{data_dir} has no rlvr/validation-*.parquet; is it a `srlkit decompose` folder?")
+    df = pl.concat([pl.read_parquet(f, columns=["id", "problem", "answer"]) for f in files])
+    return [BenchRow(str(r["id"]), r["problem"], str(r["answer"])) for r in df.to_dicts() if r["answer"]]
+
+
+def bench_name(spec: str) -> str:
+    """A short label for a spec (file stem, preset name, `validation`)."""
+    if spec.startswith("validation"):
+        return "validation"
+    p = Path(spec)
+    return p.stem if p.suffix in (".jsonl", ".json", ".parquet") else spec.lower()
+
+
+def load_bench(
+    spec: str,
+    *,
+    problem_col: str | None = None,
+    answer_col: str | None = None,
+    data_dir: Path | None = None,
+    limit: int | None = None,
+) -> list[BenchRow]:
+    """Resolve a bench spec to rows (see the module docstring for the forms)."""
+    key = ALIASES.get(spec.lower(), spec.lower())
+    if key == "champ-heldout":
+        rows = [r for r in champ_problems() if is_champ_heldout(r.id)]
+    elif key == "validation" or key.startswith("validation:"):
+        d = Path(spec.split(":", 1)[1]) if ":" in spec else data_dir
+        if d is None:
+            raise DataError("bench 'validation' needs a dataset folder: use validation:DIR, or evaluate a run")
+        rows = load_validation(d)
+    elif key in PRESETS:
+        rows = load_hub(key)
+    elif Path(spec).suffix in (".jsonl", ".json", ".parquet"):
+        if not Path(spec).is_file():
+            raise DataError(f"bench file '{spec}' not found")
+        rows = load_local(Path(spec), problem_col, answer_col)
+    else:
+        known = ", ".join([*PRESETS, "champ-heldout", "validation[:DIR]"])
+        raise DataError(f"unknown bench '{spec}'; use a .jsonl/.parquet file or one of: {known}")
+    if not rows:
+        raise DataError(f"bench '{spec}' has no rows with a problem and an answer")
+    return rows[:limit] if limit else rows

@@ -1,0 +1,197 @@
+"""`evaluate()`: score models on benches the way the paper does.
+
+Per model x bench: one greedy completion per problem (temperature 0) and `k` samples at
+`cfg.temperature`, all through a rollout engine (HF `generate`, or vLLM on GPU), checked
+with the verified-math reward. Results go to a JSON file (plus a samples jsonl beside it)
+and a rich table with the models side by side.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from srlkit.config import EvalConfig
+from srlkit.errors import ConfigError, DataError
+from srlkit.eval import metrics as M
+from srlkit.eval.benches import BenchRow, bench_name, load_bench
+from srlkit.eval.models import ModelRef, resolve_ref, run_data_dir
+
+PROMPTS_PER_CALL = 8  # problems per generate call: bounds memory, drives the progress bar
+
+
+def _tokenize(tok, rows: list[BenchRow]) -> list[list[int]]:
+    from srlkit.data.templates import rlvr_prompt
+
+    out = []
+    for r in rows:
+        text = tok.apply_chat_template(rlvr_prompt(r.problem), tokenize=False, add_generation_prompt=True)
+        out.append(list(tok(text, add_special_tokens=False)["input_ids"]))
+    return out
+
+
+def _engine(cfg: EvalConfig, ref: ModelRef):
+    """A rollout engine for one model (the HF one owns the loaded model)."""
+    if cfg.engine == "vllm":
+        from srlkit.rollout import make_engine
+
+        return make_engine("vllm", ref.path, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed), None
+    from srlkit.eval.models import load
+    from srlkit.rollout.hf import HFEngine
+
+    model, tok = load(ref)
+    return HFEngine(model, tok), tok
+
+
+def _generate(engine, prompts, params, bar, task) -> list:
+    out = []
+    for i in range(0, len(prompts), PROMPTS_PER_CALL):
+        from dataclasses import replace
+
+        p = replace(params, seed=None if params.seed is None else params.seed + i)
+        out.extend(engine.generate(prompts[i:i + PROMPTS_PER_CALL], p))
+        bar.advance(task, len(prompts[i:i + PROMPTS_PER_CALL]))
+    return out
+
+
+def _correct(reward, texts: list[str], rows: list[BenchRow], errors: list[float] | None = None) -> list[bool]:
+    """Verified-math verdicts; `errors` collects checks that reached no verdict (timeouts...)."""
+    dicts = [{"id": r.id, "problem": r.problem, "answer": r.answer} for r in rows]
+    values = reward(texts, dicts)
+    if errors is not None:
+        errors.append(float(getattr(reward, "last_stats", {}).get("scoring_errors", 0.0)))
+    return [v > 0.5 for v in values]
+
+
+def score_bench(
+    greedy: list, sampled: list[list], rows: list[BenchRow], reward, cfg: EvalConfig
+) -> tuple[dict[str, Any], list[dict]]:
+    """Metrics for one model on one bench from engine samples (pure apart from the reward)."""
+    g_texts = [s[0].text for s in greedy]
+    errors: list[float] = []
+    g_ok = _correct(reward, g_texts, rows, errors)
+    res: dict[str, Any] = {"n": len(rows), "greedy_acc": M.greedy_accuracy(g_ok)}
+    res["greedy_ci"] = list(M.bootstrap_ci([float(x) for x in g_ok], n_boot=cfg.bootstrap, seed=cfg.seed))
+    res["greedy_len"] = M.mean([len(s[0].token_ids) for s in greedy])
+    texts = list(g_texts)
+    s_ok: list[list[bool]] = [[] for _ in rows]
+    all_samples = [s[0] for s in greedy]
+    if cfg.k > 0:
+        flat_rows = [r for r, ss in zip(rows, sampled) for _ in ss]
+        flat = [s for ss in sampled for s in ss]
+        ok = _correct(reward, [s.text for s in flat], flat_rows, errors)
+        pos = 0
+        for i, ss in enumerate(sampled):
+            s_ok[i] = ok[pos:pos + len(ss)]
+            pos += len(ss)
+        per_problem = [M.mean([float(x) for x in row]) for row in s_ok]
+        res[f"avg@{cfg.k}"] = M.avg_at_k(s_ok)
+        res["avg_ci"] = list(M.bootstrap_ci(per_problem, n_boot=cfg.bootstrap, seed=cfg.seed))
+        res["pass@"] = {str(j): M.pass_at_k_mean(s_ok, j) for j in range(1, cfg.k + 1)}
+        res["mean_len"] = M.mean([len(s.token_ids) for s in flat])
+        texts += [s.text for s in flat]
+        all_samples += flat
+    res["truncated_frac"] = M.mean([float(s.finish_reason == "length") for s in all_samples])
+    res["think"] = M.think_stats(texts)
+    res["scoring_errors"] = int(sum(errors))  # counted as wrong; non-zero means look at the log
+    records = [
+        {"id": r.id, "answer": r.answer, "greedy": g, "greedy_correct": ok, "samples_correct": so}
+        for r, g, ok, so in zip(rows, g_texts, g_ok, s_ok)
+    ]
+    return res, records
+
+
+def evaluate(
+    models: list[str],
+    cfg: EvalConfig,
+    out: Path | None = None,
+    *,
+    problem_col: str | None = None,
+    answer_col: str | None = None,
+    data_dir: Path | None = None,
+    phase: str | None = None,
+    pick: str = "final",
+    show: bool = True,
+) -> dict:
+    """Evaluate every model on every bench; returns (and writes to `out`) the results dict."""
+    from srlkit.cli._common import progress
+    from srlkit.rewards import make_reward
+    from srlkit.rollout.base import SamplingParams
+
+    if not models:
+        raise ConfigError("give at least one model to evaluate (a path, a Hub id, a run folder or 'base')")
+    if cfg.k < 0 or cfg.max_new_tokens < 1:
+        raise ConfigError("eval needs k >= 0 and max_new_tokens >= 1")
+    refs = [resolve_ref(m, phase=phase, pick=pick) for m in models]
+    labels = [r.label for r in refs]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"two models share the label {labels}; name them LABEL=REF")
+    if data_dir is None:
+        data_dir = next((run_data_dir(r.run_dir) for r in refs if r.run_dir), None)
+    benches = {bench_name(b): load_bench(b, problem_col=problem_col, answer_col=answer_col,
+                                         data_dir=data_dir, limit=cfg.limit) for b in cfg.bench}
+    greedy_p = SamplingParams(n=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    sample_p = SamplingParams(n=max(cfg.k, 1), temperature=cfg.temperature,
+                              max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    reward = make_reward("math")
+    results: dict[str, dict] = {}
+    records: list[dict] = []
+    total = sum(len(rows) for rows in benches.values()) * len(refs) * (2 if cfg.k else 1)
+    try:
+        with progress() as bar:
+            task = bar.add_task("eval", total=total, info="")
+            for ref in refs:
+                engine, tok = _engine(cfg, ref)
+                results[ref.label] = {}
+                for name, rows in benches.items():
+                    bar.update(task, info=f"{ref.label} / {name}")
+                    prompts = _tokenize(tok or engine.tokenizer, rows)
+                    greedy = _generate(engine, prompts, greedy_p, bar, task)
+                    sampled = _generate(engine, prompts, sample_p, bar, task) if cfg.k else []
+                    res, recs = score_bench(greedy, sampled, rows, reward, cfg)
+                    results[ref.label][name] = res
+                    records += [{"model": ref.label, "bench": name, **r} for r in recs]
+                del engine
+                gc.collect()
+    finally:
+        close = getattr(reward, "close", None)
+        if callable(close):
+            close()
+    summary = {
+        "config": cfg.model_dump(mode="json"),
+        "models": {r.label: {"path": r.path, "adapter": r.adapter,
+                             "run": str(r.run_dir) if r.run_dir else None} for r in refs},
+        "benches": {n: {"spec": s, "n": len(benches[n])} for n, s in zip(benches, cfg.bench)},
+        "results": results,
+    }
+    if out is not None:
+        write_results(summary, records, Path(out))
+    if show:
+        from srlkit.cli._common import out as stdout
+        from srlkit.eval.table import results_table
+
+        stdout.print(results_table(summary))
+    return summary
+
+
+def write_results(summary: dict, records: list[dict], out: Path) -> None:
+    """results JSON plus `<stem>.samples.jsonl`, each written atomically."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, out)
+    side = out.with_name(out.stem + ".samples.jsonl")
+    tmp = side.with_name(side.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    os.replace(tmp, side)
+
+
+def load_results(path: Path) -> dict:
+    if not Path(path).is_file():
+        raise DataError(f"eval results '{path}' not found; run `srlkit eval ... --out {path}` first")
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,228 @@
+"""`srlkit run RECIPE`: decompose -> embed -> train -> eval -> report, skipping finished stages.
+
+Layout under the pipeline root (`--out`, else the recipe's `out`, else `runs/<recipe name>`):
+
+    ROOT/data/               the decomposed dataset (+ embeddings/)
+    ROOT/train/              the training run folder
+    ROOT/eval/results.json   base vs trained
+    ROOT/report/report.md    plots + tables
+    ROOT/.stamps/<stage>.json
+
+A stage is skipped when its outputs exist *and* its stamp holds the same fingerprint: a hash
+of the stage's resolved config plus the fingerprints upstream, so a changed decompose
+setting reruns everything after it. Output paths are left out of the hash, so a moved
+folder stays valid. Once a stage runs, every stage after it runs too (its inputs are new).
+A stage that was interrupted (started stamp, same fingerprint, no done stamp) resumes
+where the stage supports it (train) instead of starting from scratch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from srlkit.config import Recipe
+from srlkit.errors import ConfigError
+
+STAGES = ("decompose", "embed", "train", "eval", "report")
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def train(self) -> Path:
+        return self.root / "train"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval" / "results.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+    def stamp(self, stage: str, kind: str = "done") -> Path:
+        return self.root / ".stamps" / f"{stage}.{kind}.json"
+
+
+@dataclass
+class StagePlan:
+    name: str
+    fingerprint: str
+    action: str  # "run", "resume", "skip", "off"
+    reason: str
+
+
+def pipeline_root(recipe: Recipe, out: Path | None = None) -> Path:
+    return Path(out or recipe.out or Path("runs") / recipe.name)
+
+
+def eval_models(recipe: Recipe, paths: Paths) -> list[str]:
+    """The recipe's models, else base vs the trained run."""
+    if recipe.eval.models:
+        return list(recipe.eval.models)
+    base = recipe.train.model.name_or_path or "base"
+    return [f"base={base}", f"trained={paths.train}"]
+
+
+def stage_configs(recipe: Recipe, paths: Paths) -> dict[str, dict[str, Any]]:
+    """What each stage depends on, with output locations removed (they follow the layout)."""
+    dec = recipe.decompose.model_dump(mode="json", exclude={"out"})
+    train = recipe.train.model_dump(mode="json", exclude={"data", "out", "resume", "report_to"})
+    ev = recipe.eval.model_dump(mode="json")
+    ev["models"] = [m if "=" + str(paths.train) not in m else m.split("=")[0] + "=<train>"
+                    for m in eval_models(recipe, paths)]
+    return {
+        "decompose": dec,
+        "embed": recipe.embed.model_dump(mode="json") if recipe.embed.enabled else {"enabled": False},
+        "train": train,
+        "eval": ev,
+        "report": {"version": 1},
+    }
+
+
+def fingerprint(stage: str, config: dict[str, Any], upstream: str) -> str:
+    blob = json.dumps({"stage": stage, "config": config, "upstream": upstream}, sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def outputs_exist(stage: str, paths: Paths, recipe: Recipe) -> bool:
+    if stage == "decompose":
+        return (paths.data / "manifest.json").is_file()
+    if stage == "embed":
+        e = paths.data / "embeddings"
+        return e.is_dir() and any(e.iterdir())
+    if stage == "train":
+        return (paths.train / "final").is_dir()
+    if stage == "eval":
+        return paths.eval.is_file()
+    return (paths.report / "report.md").is_file()
+
+
+def _read_stamp(p: Path) -> str | None:
+    try:
+        return json.loads(p.read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_stamp(p: Path, fp: str, **extra: Any) -> None:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps({"fingerprint": fp, "time": time.time(), **extra}), encoding="utf-8")
+    os.replace(tmp, p)
+
+
+def plan(recipe: Recipe, paths: Paths, force: Iterable[str] = ()) -> list[StagePlan]:
+    """Decide, per stage, whether it runs, resumes, is skipped or is switched off."""
+    force = set(force)
+    unknown = force - set(STAGES)
+    if unknown:
+        raise ConfigError(f"--force {sorted(unknown)[0]}: unknown stage; stages: {', '.join(STAGES)}")
+    cfgs = stage_configs(recipe, paths)
+    upstream, dirty, out = "", False, []
+    for name in STAGES:
+        fp = fingerprint(name, cfgs[name], upstream)
+        upstream = fp
+        if name == "embed" and not recipe.embed.enabled:
+            out.append(StagePlan(name, fp, "off", "embed.enabled = false"))
+            continue
+        done = _read_stamp(paths.stamp(name)) == fp and outputs_exist(name, paths, recipe)
+        if name in force:
+            action, reason = "run", "forced"
+        elif dirty:
+            action, reason = "run", "an upstream stage reran"
+        elif done:
+            action, reason = "skip", "outputs match the config"
+        elif name == "train" and _read_stamp(paths.stamp(name, "started")) == fp:
+            action, reason = "resume", "interrupted with the same config"
+        elif _read_stamp(paths.stamp(name)) not in (None, fp):
+            action, reason = "run", "config changed"
+        else:
+            action, reason = "run", "no outputs yet"
+        dirty = dirty or action != "skip"
+        out.append(StagePlan(name, fp, action, reason))
+    return out
+
+
+# --------------------------------------------------------------------------- stages
+# Each takes (recipe, paths, resume) and does one thing; tests monkeypatch these by name.
+
+
+def stage_decompose(recipe: Recipe, paths: Paths, resume: bool) -> None:
+    from srlkit.data.decompose import decompose
+
+    decompose(recipe.decompose.model_copy(update={"out": str(paths.data)}), paths.data,
+              command="srlkit run (decompose stage)")
+
+
+def stage_embed(recipe: Recipe, paths: Paths, resume: bool) -> None:
+    from srlkit.embed.run import embed_dataset
+
+    embed_dataset(paths.data, recipe.embed)
+
+
+def stage_train(recipe: Recipe, paths: Paths, resume: bool) -> None:
+    from srlkit.train.run import train
+
+    train(recipe.train.model_copy(update={"data": str(paths.data), "out": str(paths.train), "resume": resume}))
+
+
+def stage_eval(recipe: Recipe, paths: Paths, resume: bool) -> None:
+    from srlkit.eval.run import evaluate
+
+    cfg = recipe.eval.model_copy(update={
+        "bench": [f"validation:{paths.data}" if b == "validation" else b for b in recipe.eval.bench]})
+    evaluate(eval_models(recipe, paths), cfg, paths.eval, data_dir=paths.data)
+
+
+def stage_report(recipe: Recipe, paths: Paths, resume: bool) -> None:
+    from srlkit.report.build import build_report
+
+    build_report(paths.train, paths.report, eval_path=paths.eval if paths.eval.is_file() else None)
+
+
+def _clear(stage: str, paths: Paths) -> None:
+    """Remove a stage's stale outputs so a rerun never mixes old and new files."""
+    target = {"decompose": paths.data, "embed": paths.data / "embeddings", "train": paths.train,
+              "eval": paths.eval.parent, "report": paths.report}[stage]
+    if target.is_dir():
+        shutil.rmtree(target)
+
+
+def run_pipeline(
+    recipe: Recipe,
+    out: Path | None = None,
+    force: Iterable[str] = (),
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Run the stages that need it; returns the report path."""
+    paths = Paths(pipeline_root(recipe, out))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    for step in plan(recipe, paths, force):
+        if step.action in ("skip", "off"):
+            log(f"[{step.name}] skipped: {step.reason}")
+            continue
+        log(f"[{step.name}] {'resuming' if step.action == 'resume' else 'running'}: {step.reason}")
+        paths.stamp(step.name).unlink(missing_ok=True)
+        if step.action == "run":
+            _clear(step.name, paths)
+        _write_stamp(paths.stamp(step.name, "started"), step.fingerprint)
+        start = time.perf_counter()
+        globals()[f"stage_{step.name}"](recipe, paths, step.action == "resume")
+        _write_stamp(paths.stamp(step.name), step.fingerprint, seconds=round(time.perf_counter() - start, 2))
+        paths.stamp(step.name, "started").unlink(missing_ok=True)
+    return paths.report / "report.md"

@@ -1,0 +1,45 @@
+"""Group-normalised advantages (GRPO), pure functions over plain lists."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def group_advantages(
+    rewards: Sequence[float], group_size: int, *, scale_std: bool = True, eps: float = 1e-4
+) -> list[float]:
+    """A_i = (r_i - mean(group)) / (std(group) + eps), groups of `group_size` consecutive rows.
+
+    The std is the population std (as in the dynamic-sampling filter). With
+    `scale_std=False` (Dr.GRPO) only the mean is removed: dividing by a small std inflates
+    the advantages of nearly-solved or nearly-failed groups.
+
+    >>> group_advantages([1.0, 0.0, 1.0, 1.0], 2, eps=0.0)
+    [1.0, -1.0, 0.0, 0.0]
+    >>> group_advantages([3.0, 1.0], 2, scale_std=False)
+    [1.0, -1.0]
+    """
+    if group_size <= 0 or len(rewards) % group_size:
+        raise ValueError(f"{len(rewards)} rewards do not split into groups of {group_size}")
+    out: list[float] = []
+    for g in range(0, len(rewards), group_size):
+        grp = [float(r) for r in rewards[g : g + group_size]]
+        mean = sum(grp) / len(grp)
+        centred = [r - mean for r in grp]
+        if scale_std:
+            std = math.sqrt(sum(c * c for c in centred) / len(grp))
+            if std + eps > 0:  # a constant group is all zeros already
+                centred = [c / (std + eps) for c in centred]
+        out.extend(centred)
+    return out
+
+
+def group_std(rewards: Sequence[float], group_size: int) -> list[float]:
+    """Population std of each group (one value per group)."""
+    stds = []
+    for g in range(0, len(rewards), group_size):
+        grp = [float(r) for r in rewards[g : g + group_size]]
+        m = sum(grp) / len(grp)
+        stds.append(math.sqrt(sum((r - m) ** 2 for r in grp) / len(grp)))
+    return stds

@@ -1,0 +1,113 @@
+"""Load the policy (and tokenizer), wrap it with LoRA, and give a KL reference.
+
+With LoRA the reference is the same module with its adapter disabled, so there is never a
+second copy of the base weights. Without LoRA a frozen copy is made only when beta > 0.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from srlkit.assets import resolve_model
+from srlkit.config import ModelConfig
+from srlkit.errors import SrlkitError
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Policy:
+    model: Any  # a transformers causal LM, or a peft model around one
+    tokenizer: Any
+    path: str  # where the base weights came from (engines may reload from it)
+    lora: bool
+    ref_model: Any | None = None  # frozen copy (full fine-tuning with beta > 0 only)
+
+    def reference(self) -> Callable[[], Any]:
+        """A context factory under which `self.model` (or the frozen copy) is the KL reference."""
+        if self.lora:
+            return self.model.disable_adapter
+        return nullcontext
+
+    def ref_module(self) -> Any:
+        return self.model if self.lora else self.ref_model
+
+    def trainable(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
+        return ((n, p) for n, p in self.model.named_parameters() if p.requires_grad)
+
+
+def pick_dtype(name: str) -> torch.dtype:
+    """"auto": bf16 on a GPU that supports it, else float32 (exact and fast enough on CPU)."""
+    if name == "auto":
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return _DTYPES[name]
+
+
+def load_tokenizer(path: str, revision: str | None = None) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, revision=revision)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token  # a pad id is needed for batching; it is always masked
+    return tok
+
+
+def load_policy(cfg: ModelConfig, *, kl_beta: float = 0.0, device: str | torch.device = "cpu") -> Policy:
+    """Model + tokenizer from `cfg` (None: the bundled SmolLM2), with LoRA when enabled."""
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model(cfg.name_or_path)
+    try:
+        tok = load_tokenizer(path, cfg.revision)
+        model = AutoModelForCausalLM.from_pretrained(path, revision=cfg.revision, dtype=pick_dtype(cfg.dtype))
+    except OSError as e:
+        raise SrlkitError(
+            f"cannot load model '{path}': {str(e).splitlines()[0]}; pass a local folder with --model "
+            "or set HF_HUB_OFFLINE=0 to download"
+        ) from None
+    model.to(device)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    ref = None
+    if cfg.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        lcfg = LoraConfig(
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules,
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lcfg)
+        if cfg.gradient_checkpointing:
+            model.enable_input_require_grads()  # checkpointed blocks need a grad-carrying input
+    elif kl_beta > 0:
+        ref = copy.deepcopy(model).eval()
+        ref.requires_grad_(False)
+    return Policy(model=model, tokenizer=tok, path=path, lora=cfg.lora.enabled, ref_model=ref)
+
+
+@contextmanager
+def eval_mode(model: Any) -> Iterator[None]:
+    """Temporarily eval() (no dropout) for generation and reference passes."""
+    was = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was)
+
+
+def merged(model: Any) -> Any:
+    """A plain transformers model with the adapter merged into a *copy* (the policy is untouched)."""
+    return copy.deepcopy(model).merge_and_unload()
