@@ -198,3 +198,20 @@ def test_sigkill_then_rerun_is_byte_identical(tmp_path):
     p = _run_cli(args, env)
     assert p.wait(timeout=120) == 0, p.stderr.read().decode()
     assert files_of(out) == ref
+
+
+def test_val_size_count_is_exact_and_independent_of_units(tmp_path):
+    from srlkit.data.unit import split_hash
+
+    src = write_jsonl(tmp_path / "s.jsonl", [numbered_row(i) for i in range(25)])
+    want = set(sorted((f"t{i}" for i in range(25)), key=lambda t: split_hash(t, 3))[:4])
+    for rows in (7, 100):
+        out = tmp_path / f"o{rows}"
+        m = decompose(DecomposeConfig(source=str(src), val_size=4, seed=3, shard_rows=rows), out, show_progress=False)
+        val = pl.read_parquet(out / "rlvr" / "validation-*.parquet")
+        assert set(val["id"]) == want
+        srl_val = pl.read_parquet(out / "srl" / "validation-*.parquet")
+        assert set(srl_val["trajectory_id"]) == want
+        train = pl.read_parquet(out / "srl" / "train-*.parquet")
+        assert train.height + srl_val.height == 75 and set(train["trajectory_id"]).isdisjoint(want)
+        assert not (out / "_work").exists() and m["counts"]["accepted"] == 25

@@ -71,7 +71,7 @@ def test_stages_skip_when_config_matches(tmp_path, cli, stubbed):
 
     res = cli("run", recipe, "--out", root)  # nothing changed: all skipped
     assert res.code == 0 and _names(stubbed) == []
-    assert res.err.count("skipped") == 5
+    assert res.err.count("skipped") == 5 and "[train] skipped: outputs match the config" in res.err
 
     # an eval-only change reruns eval and report, not training
     assert cli("run", recipe, "--out", root, "--set", "eval.k=3").code == 0

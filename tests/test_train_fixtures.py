@@ -111,7 +111,7 @@ def tiny_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
     ]
     for ph, table in (("srl", "srl"), ("rlvr", "rlvr"), ("sft", "srl")):
         rewards = "[]" if ph == "sft" else "[{name='test_len'}]"
-        sets += [f"train.phases.{ph}.rewards={rewards}", f"train.phases.{ph}.steps=4",
+        sets += [f"train.phases.{ph}.rewards={rewards}", f"train.phases.{ph}.steps=3",
                  f"train.phases.{ph}.prompts_per_step=2", f"train.phases.{ph}.micro_batch_size=2",
                  f"train.phases.{ph}.lr=0.01", f"train.phases.{ph}.save_every=2",
                  f"train.phases.{ph}.val_prompts=1", f"train.phases.{ph}.table='{table}'",

@@ -19,22 +19,22 @@ def cmd(
     source: Optional[str] = typer.Argument(
         None, help="Hub dataset id, local .jsonl/.json/.parquet/.csv file, glob or folder. "
                    "Omitted: the bundled CHAMP problems (offline)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder [default: data/<source name>, data/champ for the bundled set]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: data/<source name>; data/champ for the bundled set)."),
     config: Optional[str] = typer.Option(None, "--config", help="Hub dataset config name."),
     split: str = typer.Option("train", "--split", help="Source split."),
     revision: Optional[str] = typer.Option(None, "--revision", help="Hub dataset revision."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Known schema: s1k, openr1, numina, gsm8k, champ, messages."),
-    problem_col: Optional[str] = typer.Option(None, "--problem-col", help="Problem column [default: preset's, else problem]."),
-    solution_col: Optional[str] = typer.Option(None, "--solution-col", help="Solution column [default: preset's, else solution]."),
-    answer_col: Optional[str] = typer.Option(None, "--answer-col", help="Answer column [default: preset's, else answer when present]."),
-    id_col: Optional[str] = typer.Option(None, "--id-col", help="Id column [default: id when present, else a content hash]."),
+    problem_col: Optional[str] = typer.Option(None, "--problem-col", help="Problem column (default: the preset's, else problem)."),
+    solution_col: Optional[str] = typer.Option(None, "--solution-col", help="Solution column (default: the preset's, else solution)."),
+    answer_col: Optional[str] = typer.Option(None, "--answer-col", help="Answer column (default: the preset's, else answer when present)."),
+    id_col: Optional[str] = typer.Option(None, "--id-col", help="Id column (default: id when present, else a content hash)."),
     steps: str = typer.Option("auto", "--steps", help=f"Segmentation: {_STEPS}. auto picks per row and records it."),
     history: int = typer.Option(2, "--history", help="turns: action/observation pairs of context."),
     targets: str = typer.Option("all", "--targets", help="Which steps are targets: all (N per trajectory, step 1 from the problem alone), "
                                                        "skip-first (the paper's N-1: step 1 is context, step 2 the first target), skip-last."),
     title_hint: bool = typer.Option(False, "--title-hint", help="Show the next step's title in the prompt (target = its body)."),
     template: Optional[Path] = typer.Option(None, "--template", help="TOML file overriding prompt templates."),
-    val_size: float = typer.Option(0.1, "--val-size", help="Validation fraction of trajectories (< 1)."),
+    val_size: float = typer.Option(0.1, "--val-size", help="Validation size: a fraction of trajectories (< 1) or a count of trajectories (>= 1)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the train/validation hash."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Read at most this many source rows."),
     min_step_chars: int = typer.Option(8, "--min-step-chars", help="Merge shorter steps into the next."),
@@ -45,7 +45,7 @@ def cmd(
     shard_rows: int = typer.Option(20_000, "--shard-rows", help="Source rows per work unit and shard (bounds memory)."),
     rewrite: bool = typer.Option(False, "--rewrite", help="First rewrite each solution into 'SOLUTION: N. **Title** action' with an LLM."),
     rewrite_endpoint: Optional[str] = typer.Option(None, "--rewrite-endpoint", help="OpenAI-compatible base URL (e.g. http://localhost:8000/v1); else a local model."),
-    rewrite_model: Optional[str] = typer.Option(None, "--rewrite-model", help="Model name for the endpoint, or a local path [default: bundled SmolLM2]."),
+    rewrite_model: Optional[str] = typer.Option(None, "--rewrite-model", help="Model name for the endpoint, or a local path (default: the bundled SmolLM2)."),
 ) -> None:
     """Split expert solutions into steps; write SRL + RLVR parquet shards, rejects, manifest and card."""
     from srlkit.cli._common import out as stdout

@@ -44,5 +44,5 @@ def cmd(
         for step in plan(r, paths, force or []):
             typer.echo(f"# {step.name:<10} {step.action:<7} {step.reason}  [{step.fingerprint}]")
         return
-    report = run_pipeline(r, out, force or [], log=lambda m: console.print(m, soft_wrap=True))
+    report = run_pipeline(r, out, force or [], log=lambda m: console.print(m, soft_wrap=True, markup=False))
     stdout.print(f"report: {report}", soft_wrap=True)

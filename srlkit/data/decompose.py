@@ -21,7 +21,7 @@ from srlkit.data import shards
 from srlkit.data.presets import get_preset, resolve
 from srlkit.data.sources import Reject, Source, describe, open_source
 from srlkit.data.templates import Templates
-from srlkit.data.unit import UnitProcessor, unit_parts
+from srlkit.data.unit import UnitProcessor, count_mode, split_hash, unit_parts
 from srlkit.errors import ConfigError, DataError
 from srlkit.schema import RLVR_TABLE, SPLITS, SRL_TABLE, shard_name
 
@@ -152,29 +152,64 @@ def _run_units(cfg, rows, head, cols, templates, rewriter, work, seen, show_prog
     return unit + 1, n_rows
 
 
+def _plan_parts(cfg, work: Path, markers: list[dict]) -> dict[tuple[str, str], list[tuple[Path, int]]]:
+    """Part files (and row counts) in shard order for every (table, split).
+
+    Count mode (`val_size >= 1`): each unit set aside its k smallest-hash trajectories as
+    candidates; here the k smallest overall become validation and the other candidates
+    one extra train part. Those two parts are written once (marker `extra.json`).
+    """
+    plan: dict[tuple[str, str], list[tuple[Path, int]]] = {}
+    for table in (SRL_TABLE, RLVR_TABLE):
+        for split in SPLITS:
+            plan[(table, split)] = [(unit_parts(work, u)[f"{table}.{split}"], m["parts"][f"{table}.{split}"])
+                                    for u, m in enumerate(markers) if m["parts"].get(f"{table}.{split}", 0) > 0]
+    if not count_mode(cfg.val_size):
+        return plan
+    import polars as pl
+
+    extra = work / "extra.json"
+    if not extra.is_file():
+        ids = [i for m in markers for i in m["ids"]]
+        chosen = set(sorted(ids, key=lambda i: split_hash(i, cfg.seed))[: int(cfg.val_size)])
+        rows = {}
+        for table, key in ((SRL_TABLE, "trajectory_id"), (RLVR_TABLE, "id")):
+            cands = [unit_parts(work, u)[f"{table}.candidates"] for u, m in enumerate(markers)
+                     if m["parts"].get(f"{table}.candidates", 0) > 0]
+            df = pl.concat([pl.read_parquet(c) for c in cands]) if cands else pl.DataFrame(schema=shards.SCHEMAS[table])
+            inside = df[key].is_in(list(chosen))
+            for split, part in (("validation", df.filter(inside)), ("train", df.filter(~inside))):
+                if part.height:
+                    shards.write_parquet(part, work / f"extra.{table}.{split}.parquet")
+                rows[f"{table}.{split}"] = part.height
+        shards.write_json(rows, extra)
+    rows = json.loads(extra.read_text(encoding="utf-8"))
+    for (table, split), parts in plan.items():
+        if rows.get(f"{table}.{split}", 0) > 0:
+            parts.append((work / f"extra.{table}.{split}.parquet", rows[f"{table}.{split}"]))
+    return plan
+
+
 def _finalize(cfg, out, work, n_units, source, fingerprint, key, cols, preset, command) -> dict:
     from srlkit.data import stats as st
     from srlkit.data.card import write_card
 
     markers = [json.loads((work / f"unit-{u:05d}.json").read_text(encoding="utf-8")) for u in range(n_units)]
+    plan = _plan_parts(cfg, work, markers)
     files: dict[str, dict] = {}
     splits: dict[str, dict[str, list[str]]] = {}
-    for table in (SRL_TABLE, RLVR_TABLE):
-        for split in SPLITS:
-            parts = [(u, m["parts"][f"{table}.{split}"]) for u, m in enumerate(markers)
-                     if m["parts"].get(f"{table}.{split}", 0) > 0]
-            names = []
-            for j, (u, rows) in enumerate(parts):
-                dst = out / table / shard_name(split, j, len(parts))
-                src = unit_parts(work, u)[f"{table}.{split}"]
-                if src.is_file():  # a rerun after a partial finalise finds some already moved
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    src.replace(dst)
-                rel = f"{table}/{dst.name}"
-                names.append(rel)
-                files[rel] = {"rows": rows}
-            if names:
-                splits.setdefault(table, {})[split] = names
+    for (table, split), parts in plan.items():
+        names = []
+        for j, (src, rows) in enumerate(parts):
+            dst = out / table / shard_name(split, j, len(parts))
+            if src.is_file():  # a rerun after a partial finalise finds some already moved
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                src.replace(dst)
+            rel = f"{table}/{dst.name}"
+            names.append(rel)
+            files[rel] = {"rows": rows}
+        if names:
+            splits.setdefault(table, {})[split] = names
     for table in (SRL_TABLE, RLVR_TABLE):  # files from an older run with more shards
         for p in sorted((out / table).glob("*.parquet")) if (out / table).is_dir() else []:
             if f"{table}/{p.name}" not in files:

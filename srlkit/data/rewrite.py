@@ -55,7 +55,7 @@ def check_format(text: str, original: str | None = None) -> str | None:
     True
     """
     lines = [ln.rstrip() for ln in text.strip().splitlines() if ln.strip()]
-    if len(lines) < 2 or lines[0].strip() != "SOLUTION:":
+    if len(lines) < 3 or lines[0].strip() != "SOLUTION:":  # the header and at least two steps
         return None
     n = 0
     for ln in lines[1:]:
@@ -78,7 +78,7 @@ def endpoint_backend(url: str, model: str | None, timeout: float = 120.0) -> Cal
 
     def call(msgs: list[dict]) -> str:
         body = json.dumps({"model": model or "default", "messages": msgs, "temperature": 0,
-                           "max_tokens": 1024}).encode()
+                           "max_tokens": 2048}).encode()
         req = urllib.request.Request(target, data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             data = json.loads(resp.read().decode("utf-8"))
@@ -87,7 +87,7 @@ def endpoint_backend(url: str, model: str | None, timeout: float = 120.0) -> Cal
     return call
 
 
-def local_backend(model: str | None, max_new_tokens: int = 384) -> Callable[[list], str]:
+def local_backend(model: str | None, max_new_tokens: int = 512) -> Callable[[list], str]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -108,9 +108,10 @@ def local_backend(model: str | None, max_new_tokens: int = 384) -> Callable[[lis
     return call
 
 
-def make_rewriter(endpoint: str | None, model: str | None) -> Callable[[str, str], str | Reject]:
+def make_rewriter(endpoint: str | None, model: str | None,
+                  max_new_tokens: int = 512) -> Callable[[str, str], str | Reject]:
     """`(problem, solution) -> rewritten text | Reject`."""
-    backend = endpoint_backend(endpoint, model) if endpoint else local_backend(model)
+    backend = endpoint_backend(endpoint, model) if endpoint else local_backend(model, max_new_tokens)
 
     def rewrite(problem: str, solution: str) -> str | Reject:
         try:

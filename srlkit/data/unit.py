@@ -23,15 +23,21 @@ from srlkit.schema import RLVR_TABLE, SPLITS, SRL_TABLE
 
 
 def unit_parts(work: Path, u: int) -> dict[str, Path]:
-    parts = {f"{t}.{s}": work / f"unit-{u:05d}.{t}.{s}.parquet" for t in (SRL_TABLE, RLVR_TABLE) for s in SPLITS}
+    parts = {f"{t}.{s}": work / f"unit-{u:05d}.{t}.{s}.parquet"
+             for t in (SRL_TABLE, RLVR_TABLE) for s in (*SPLITS, "candidates")}
     parts["rejects"] = work / f"unit-{u:05d}.rejects.parquet"
     return parts
 
 
-def in_validation(tid: str, seed: int, val_size: float) -> bool:
-    """A seeded hash of the trajectory id: every step of a problem lands in the same split."""
+def split_hash(tid: str, seed: int) -> float:
+    """A seeded hash of the trajectory id in [0, 1): every step of a problem lands in the same split."""
     h = hashlib.blake2b(f"{seed}:{tid}".encode(), digest_size=8).digest()
-    return int.from_bytes(h, "big") / 2**64 < val_size
+    return int.from_bytes(h, "big") / 2**64
+
+
+def count_mode(val_size: float) -> bool:
+    """val_size >= 1 is a count: the `val_size` trajectories with the smallest hash."""
+    return val_size >= 1
 
 
 def _row_chars(rec: dict) -> int:
@@ -111,7 +117,8 @@ class UnitProcessor:
         self.ids.append(tid)
         self.counts["accepted"] += 1
         st.add_trajectory(self.stats, seg.steps, seg.strategy)
-        split = "validation" if in_validation(tid, cfg.seed, cfg.val_size) else "train"
+        # count mode: everything is train for now; finish() sets aside this unit's candidates
+        split = "train" if count_mode(cfg.val_size) or split_hash(tid, cfg.seed) >= cfg.val_size else "validation"
         srl = self.tables[(SRL_TABLE, split)]
         if ts is not None:
             inst.add_agent(srl, tid=tid, source_row=i, problem=f.problem, ts=ts, history=cfg.history,
@@ -133,9 +140,19 @@ class UnitProcessor:
         paths = unit_parts(self.work, self.index)
         rows: dict[str, int] = {}
         for (t, s), table in self.tables.items():
-            if len(table):
-                shards.write_parquet(shards.frame(table, t), paths[f"{t}.{s}"])
-            rows[f"{t}.{s}"] = len(table)
+            masks = {s: None}
+            if count_mode(self.cfg.val_size) and s == "train":
+                # only this unit's k smallest hashes can be among the k smallest overall
+                k = int(self.cfg.val_size)
+                cand = set(sorted(self.ids, key=lambda i: split_hash(i, self.cfg.seed))[:k])
+                key = table.cols["trajectory_id" if t == SRL_TABLE else "id"]
+                inside = [i in cand for i in key]
+                masks = {"train": [not x for x in inside], "candidates": inside}
+            for name, mask in masks.items():
+                df = shards.frame(table, t, mask)
+                if df.height:
+                    shards.write_parquet(df, paths[f"{t}.{name}"])
+                rows[f"{t}.{name}"] = df.height
         if len(self.rejects):
             shards.write_parquet(shards.frame(self.rejects, "rejects"), paths["rejects"])
         rows["rejects"] = len(self.rejects)

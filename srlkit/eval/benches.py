@@ -11,6 +11,7 @@ A bench spec is one of:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -53,8 +54,9 @@ ANSWER_COLS = ("answer", "final_answer", "target", "solution")
 CHAMP_HELDOUT_EVERY = 5
 
 
-def champ_problems() -> list[BenchRow]:
-    """All bundled CHAMP problems that have a final answer, in file order."""
+@functools.lru_cache(maxsize=1)
+def champ_problems() -> tuple[BenchRow, ...]:
+    """All bundled CHAMP problems that have a final answer, in file order (the file is 70 MB: cached)."""
     from srlkit.assets import champ_path
 
     data = json.loads(champ_path().read_text(encoding="utf-8"))["problems"]
@@ -63,7 +65,7 @@ def champ_problems() -> list[BenchRow]:
         ans = p.get("_answer")
         if ans:
             rows.append(BenchRow(str(pid), str(p["_text"]), str(ans)))
-    return rows
+    return tuple(rows)
 
 
 def is_champ_heldout(pid: str) -> bool:

@@ -83,7 +83,9 @@ def load(ref: ModelRef, *, device: str | None = None):
     """(model, tokenizer) in eval mode; adapters are merged into their base for speed."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # our own bar is the one that matters
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     try:

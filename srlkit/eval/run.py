@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from srlkit.eval.benches import BenchRow, bench_name, load_bench
 from srlkit.eval.models import ModelRef, resolve_ref, run_data_dir
 
 PROMPTS_PER_CALL = 8  # problems per generate call: bounds memory, drives the progress bar
+VLLM_MAX_PROMPT = 2048  # prompt budget in vLLM's max_model_len (eval prompts are one problem)
 
 
 def _tokenize(tok, rows: list[BenchRow]) -> list[list[int]]:
@@ -34,26 +36,52 @@ def _tokenize(tok, rows: list[BenchRow]) -> list[list[int]]:
 
 
 def _engine(cfg: EvalConfig, ref: ModelRef):
-    """A rollout engine for one model (the HF one owns the loaded model)."""
-    if cfg.engine == "vllm":
-        from srlkit.rollout import make_engine
-
-        return make_engine("vllm", ref.path, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed), None
+    """(rollout engine, tokenizer) for one model; the HF engine owns the loaded model."""
     from srlkit.eval.models import load
+
+    if cfg.engine == "vllm":
+        import tempfile
+
+        from transformers import AutoTokenizer
+
+        from srlkit.rollout.vllm import VLLMEngine
+
+        path = ref.path
+        if ref.adapter:  # vLLM loads full models: merge the adapter into a temporary copy
+            model, tok = load(ref, device="cpu")
+            path = tempfile.mkdtemp(prefix="srlkit-eval-")
+            model.save_pretrained(path)
+            tok.save_pretrained(path)
+            del model
+        tok = AutoTokenizer.from_pretrained(path)
+        engine = VLLMEngine(path, tokenizer=tok, gpu_memory_utilization=0.85, sleep_mode=False,
+                            max_model_len=VLLM_MAX_PROMPT + cfg.max_new_tokens, seed=cfg.seed)
+        return engine, tok
     from srlkit.rollout.hf import HFEngine
 
     model, tok = load(ref)
     return HFEngine(model, tok), tok
 
 
+def _free_memory() -> None:
+    """Drop one model before loading the next (several models are evaluated in one process)."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
 def _generate(engine, prompts, params, bar, task) -> list:
     out = []
-    for i in range(0, len(prompts), PROMPTS_PER_CALL):
-        from dataclasses import replace
-
+    step = PROMPTS_PER_CALL if not hasattr(engine, "llm") else len(prompts)  # vLLM batches itself
+    for i in range(0, len(prompts), step):
         p = replace(params, seed=None if params.seed is None else params.seed + i)
-        out.extend(engine.generate(prompts[i:i + PROMPTS_PER_CALL], p))
-        bar.advance(task, len(prompts[i:i + PROMPTS_PER_CALL]))
+        out.extend(engine.generate(prompts[i:i + step], p))
+        bar.advance(task, len(prompts[i:i + step]))
     return out
 
 
@@ -148,14 +176,14 @@ def evaluate(
                 results[ref.label] = {}
                 for name, rows in benches.items():
                     bar.update(task, info=f"{ref.label} / {name}")
-                    prompts = _tokenize(tok or engine.tokenizer, rows)
+                    prompts = _tokenize(tok, rows)
                     greedy = _generate(engine, prompts, greedy_p, bar, task)
                     sampled = _generate(engine, prompts, sample_p, bar, task) if cfg.k else []
                     res, recs = score_bench(greedy, sampled, rows, reward, cfg)
                     results[ref.label][name] = res
                     records += [{"model": ref.label, "bench": name, **r} for r in recs]
                 del engine
-                gc.collect()
+                _free_memory()
     finally:
         close = getattr(reward, "close", None)
         if callable(close):

@@ -40,51 +40,55 @@ class StepRollouts:
     samples: list[dict[str, Any]] = field(default_factory=list)  # a few, for RUN/samples/
 
 
-def informative(rewards: list[float], group_size: int, epsilon: float) -> list[bool]:
-    """One flag per group: its reward std exceeds epsilon (delegates to srlkit.sampling)."""
-    from srlkit.sampling.dynamic import informative_mask
-
-    return [bool(x) for x in informative_mask(rewards, group_size, epsilon)]
-
-
 def rl_rollouts(
     *, engine: Any, scorer: Any, table: PromptTable, phase_name: str, phase: PhaseConfig,
     rollout: RolloutConfig, loss: LossConfig, seed: int, step: int, pad_id: int, n_samples: int = 4,
 ) -> StepRollouts:
-    """Sample groups until `prompts_per_step` informative ones (or `max_attempts` calls)."""
+    """Sample groups until `prompts_per_step` informative ones (or `max_attempts` calls).
+
+    Each attempt draws only as many new prompts as informative groups are still missing,
+    so a mostly-informative phase pays for few extra generations.
+    """
+    from srlkit.sampling.dynamic import Group, is_informative, sample_until_full
+
     G = rollout.num_generations
     want = phase.prompts_per_step
-    groups: list[tuple[int, list[Any], list[float], dict[str, list[float]]]] = []
-    attempts = seen = dropped = 0
-    t_gen = t_rew = 0.0
-    max_attempts = phase.sampling.max_attempts if phase.sampling.dynamic else 1
-    while len(groups) < want and attempts < max_attempts:
-        idx = table.take(want - len(groups))
+    eps = phase.sampling.epsilon
+    timing = {"generate": 0.0, "reward": 0.0}
+    found = [0]
+    score_stats: dict[str, float] = {}
+
+    def attempt(k: int) -> list[Any]:
+        idx = table.take(max(1, want - found[0]))
         params = SamplingParams(
             n=G, temperature=rollout.temperature, top_p=rollout.top_p, top_k=rollout.top_k,
-            max_new_tokens=rollout.max_new_tokens, seed=derive_seed(seed, phase_name, step, attempts),
+            max_new_tokens=rollout.max_new_tokens, seed=derive_seed(seed, phase_name, step, k),
         )
         t0 = time.perf_counter()
         out = engine.generate([table.prompt_ids[i] for i in idx], params)
         t1 = time.perf_counter()
         flat = [s for group in out for s in group]
-        rows = [table.rows[i] for i in idx for _ in range(G)]
-        res = scorer([s.text for s in flat], rows)
+        res = scorer([s.text for s in flat], [table.rows[i] for i in idx for _ in range(G)])
         total = list(res.total)
         if rollout.truncation == "penalize":
             total = [rollout.truncation_penalty if s.finish_reason == "length" else r for s, r in zip(flat, total)]
-        t_rew += time.perf_counter() - t1
-        t_gen += t1 - t0
-        keep = informative(total, G, phase.sampling.epsilon) if phase.sampling.dynamic else [True] * len(idx)
-        for k, i in enumerate(idx):
-            sl = slice(k * G, (k + 1) * G)
-            if keep[k] and len(groups) < want:
-                comps = {name: list(v[sl]) for name, v in res.components.items()}
-                groups.append((i, flat[sl], total[sl], comps))
-            elif not keep[k]:
-                dropped += 1
-        seen += len(idx)
-        attempts += 1
+        for key, v in res.stats.items():
+            if not key.startswith("time/") and "/" not in key:
+                score_stats[key] = score_stats.get(key, 0.0) + float(v)
+        timing["generate"] += t1 - t0
+        timing["reward"] += time.perf_counter() - t1
+        groups = []
+        for j, i in enumerate(idx):
+            sl = slice(j * G, (j + 1) * G)
+            comps = {name: list(v[sl]) for name, v in res.components.items() if "/" not in name}
+            groups.append(Group(total[sl], (i, flat[sl], comps)))
+            found[0] += is_informative(total[sl], eps)
+        return groups
+
+    kept, report = sample_until_full(attempt, target_groups=want, max_attempts=phase.sampling.max_attempts,
+                                     eps=eps, enabled=phase.sampling.dynamic)
+    groups = [(g.payload[0], g.payload[1], list(g.rewards), g.payload[2]) for g in kept]
+    t_gen, t_rew = timing["generate"], timing["reward"]
     prompts, comps_ids, rewards, keep_rows, lens, trunc = [], [], [], [], [], []
     comp_vals: dict[str, list[float]] = {}
     samples = []
@@ -110,10 +114,7 @@ def rl_rollouts(
         "reward/mean": mean,
         "reward/std": (sum((r - mean) ** 2 for r in rewards) / n) ** 0.5,
         "reward/group_std": sum(group_std(rewards, G)) / max(1, len(groups)) if rewards else 0.0,
-        "sampling/filter_rate": dropped / max(1, seen),
-        "sampling/attempts": float(attempts),
-        "sampling/dropped_equal": float(dropped),
-        "sampling/groups": float(len(groups)),
+        **report.as_metrics(),
         "completion/len_mean": sum(lens) / n,
         "completion/truncated_frac": sum(trunc) / n,
         "time/generate": t_gen,
@@ -122,6 +123,8 @@ def rl_rollouts(
     }
     for name, v in comp_vals.items():
         m[f"reward/{name}"] = sum(v) / max(1, len(v))
+    for key, v in score_stats.items():  # e.g. format failures, scoring errors (summed over attempts)
+        m[f"reward/{key}"] = v
     return StepRollouts(batch, m, samples)
 
 

@@ -213,6 +213,8 @@ class Trainer:
                 self._checkpoint(name, step, table.cursor.to_dict(), phase_done=False)
                 cur.kill_hook(name, step)
         best = self._validate(name, pc, total, val, scorer)
+        if scorer is not None and hasattr(scorer, "close"):
+            scorer.close()  # e.g. the math-verify process pool
         ck.save_hf(self._unwrapped(), self.tok, cur.phase_dir(self.run_dir, name) / "final")
         prev = self.summary.get(name, {})
         self.summary[name] = {"index": index, "steps": total, "best": self.state["best"].get(name),

@@ -1,0 +1,151 @@
+"""The RLVR math reward: extraction, math-verify from threads, a hard time limit, counted errors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from srlkit.rewards import make_reward
+from srlkit.rewards.answers import extract_answer, extract_boxed, extract_hash, strip_think
+
+POWER_TOWER = r"\boxed{9^{9^{9^{9}}}}"  # sympy tries to evaluate it exactly: hangs for minutes
+
+
+@pytest.fixture(scope="module")
+def reward():
+    fn = make_reward("math", timeout=3.0)
+    yield fn
+    fn.close()
+
+
+@pytest.mark.parametrize(
+    "text, answer",
+    [
+        (r"so \boxed{\frac{1}{2}}", r"\frac{1}{2}"),
+        (r"first \boxed{1}, finally \boxed{ {2}^{3} }", "{2}^{3}"),
+        (r"\boxed{\{1, 2\}}", r"\{1, 2\}"),
+        (r"\fbox{7}", "7"),
+        (r"\boxed 5 is it", "5"),
+        ("24 * 2 = 48\n#### 48", "48"),
+        ("Therefore, the answer is $-3$.", "-3"),
+        (r"<think>maybe \boxed{3}</think> the answer is 4.", "4"),
+        (r"\boxed{1} then \boxed{2", "1"),  # the last one is unbalanced: fall back to an earlier one
+        ("<think>the answer is 9", None),  # only an unclosed monologue
+        ("nothing here", None),
+    ],
+)
+def test_extract_answer(text, answer):
+    assert extract_answer(text) == answer
+
+
+def test_extraction_is_fast_on_adversarial_text():
+    nasty = [
+        "\\boxed{" * 200_000,  # 1.4 MB of unclosed boxes (quadratic for a naive scan)
+        "\\boxed{" + "{" * 500_000 + "}" * 499_999,
+        "the answer is " * 100_000,
+        "#### " + "1" * 1_000_000,
+        "<think>" * 100_000,
+    ]
+    t0 = time.perf_counter()
+    for text in nasty:
+        extract_answer(text)
+        extract_boxed(text)
+        extract_hash(text)
+        strip_think(text)
+    assert time.perf_counter() - t0 < 5.0  # linear scans: ~0.1 s here
+
+
+def test_values_and_format_penalty(reward):
+    comps = [r"\boxed{\frac{1}{2}}", r"\boxed{0.5}", "#### 12", "The answer is 13.", "I give up", r"\boxed{x+1}"]
+    rows = [{"answer": "1/2"}, {"answer": r"\frac12"}, {"answer": "12"}, {"answer": "12"}, {"answer": "3"},
+            {"answer": "1+x"}]
+    assert reward(comps, rows) == [1.0, 1.0, 1.0, 0.0, 0.0, 1.0]
+    assert reward.last_stats["format_failures"] == 1.0
+    assert reward.last_stats["scoring_errors"] == 0.0
+    assert reward.last_stats["correct"] == 4.0
+    pen = make_reward("math", format_penalty=-1.0)
+    try:
+        assert pen(["no answer", r"\boxed{3}"], [{"answer": "3"}] * 2) == [-1.0, 1.0]
+    finally:
+        pen.close()
+
+
+def test_works_from_a_thread_pool(reward):
+    # math-verify's own signal.alarm timeouts raise outside the main thread; ours do not.
+    jobs = [([rf"\boxed{{{n}}}", rf"\boxed{{{n + 1}}}"], [{"answer": str(n)}] * 2) for n in range(6)]
+    with ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(lambda job: reward(*job), jobs))
+    assert results == [[1.0, 0.0]] * 6
+
+
+def test_timeout_fires_and_never_hangs_the_batch(caplog):
+    fn = make_reward("math", timeout=1.0, error_value=-0.25)
+    try:
+        fn([r"\boxed{1}"], [{"answer": "1"}])  # start the worker outside the timed part
+        comps = [r"\boxed{2}", POWER_TOWER, r"\boxed{3}"]
+        rows = [{"answer": "2"}, {"answer": "1"}, {"answer": "3"}]
+        with caplog.at_level(logging.WARNING, logger="srlkit.rewards.math_answer"):
+            with ThreadPoolExecutor(1) as ex:  # from a thread, as a trainer would
+                t0 = time.perf_counter()
+                values = ex.submit(fn, comps, rows).result(timeout=60)
+                elapsed = time.perf_counter() - t0
+        assert values == [1.0, -0.25, 1.0]  # the items around the hang are still scored
+        assert elapsed < 10.0
+        assert fn.last_stats["scoring_errors"] == 1.0
+        assert fn.last_stats["errors/timeout"] == 1.0
+        assert "timeout" in caplog.text
+        assert fn.pool.restarts >= 1
+        assert fn([r"\boxed{5}"], [{"answer": "5"}]) == [1.0]  # the restarted worker serves on
+    finally:
+        fn.close()
+
+
+def test_adversarial_answers_fail_within_the_limit():
+    fn = make_reward("math", timeout=2.0)
+    try:
+        fn([r"\boxed{1}"], [{"answer": "1"}])
+        comps = [
+            "\\boxed{" + "x+" * 1_000_000 + "1}",  # megabytes of LaTeX in the box
+            r"\boxed{" + r"\frac{1}{" * 300 + "2" + "}" * 300 + "}",  # deep nesting
+            r"\boxed{" + "(" * 400 + "1" + ")" * 400 + "}",
+            POWER_TOWER,
+        ]
+        t0 = time.perf_counter()
+        values = fn(comps, [{"answer": "1"}] * len(comps))
+        elapsed = time.perf_counter() - t0
+        assert values == [0.0] * len(comps)
+        assert elapsed < 4 * 2.0 + 8.0  # at most one time limit each, plus restarts
+        st = fn.last_stats
+        assert st["format/answer_too_long"] == 1.0  # refused before any parsing
+        assert st["format_failures"] + st["scoring_errors"] + (len(comps) - st["format_failures"] - st["scoring_errors"]) == 4
+    finally:
+        fn.close()
+
+
+def test_scoring_error_is_counted_and_logged_not_silent(caplog):
+    fn = make_reward("math", error_value=0.0)
+    try:
+        with caplog.at_level(logging.WARNING, logger="srlkit.rewards.math_answer"):
+            values = fn([r"\boxed{1}", r"\boxed{1}"], [{"answer": "\\frac{"}, {"answer": None}])
+        assert values == [0.0, 0.0]
+        assert fn.last_stats["scoring_errors"] == 2.0
+        assert fn.last_stats["errors/gold_unparsable"] == 1.0
+        assert fn.last_stats["errors/no_gold"] == 1.0
+        assert "gold_unparsable" in caplog.text
+    finally:
+        fn.close()
+
+
+def test_scorer_surfaces_math_errors():
+    from srlkit.config import RewardSpec
+    from srlkit.rewards.scorer import build_scorer
+
+    with build_scorer([RewardSpec(name="math")]) as scorer:
+        res = scorer([r"\boxed{2}", "none", r"\boxed{1}"], [{"answer": "2"}, {"answer": "2"}, {"answer": "\\frac{"}])
+    assert res.total == [1.0, 0.0, 0.0]
+    assert res.stats["format_failures"] == 1.0
+    assert res.stats["scoring_errors"] == 1.0
+    assert res.components["math"] == res.total
