@@ -100,3 +100,27 @@ def test_inspect_and_help(cli, tmp_path):
     assert "skip-first" in help_text and "data/<sourcename>" in help_text
     card = (out / "README.md").read_text()
     assert "srlkit decompose" in card and "--targets skip-first" in card and "configs:" in card
+
+
+def test_hub_source_streams_with_config_split_revision(cli, tmp_path, monkeypatch):
+    import datasets
+
+    seen = {}
+
+    def fake_load(path, name=None, split=None, revision=None, streaming=False):
+        seen.update(path=path, name=name, split=split, revision=revision, streaming=streaming)
+        rows = [json.loads(x) for x in (ASSETS / "r1_small.jsonl").read_text().splitlines()]
+        return iter(rows)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    res = cli("decompose", "someone/r1-data", "--config", "main", "--split", "test", "--revision", "abc",
+              "--out", tmp_path / "hub")
+    assert res.code == 0, res.err
+    assert seen == {"path": "someone/r1-data", "name": "main", "split": "test", "revision": "abc", "streaming": True}
+    m = json.loads((tmp_path / "hub" / "manifest.json").read_text())
+    assert m["source"]["kind"] == "hub" and m["counts"]["accepted"] == 12
+
+
+def test_hub_source_offline_is_one_line(cli, tmp_path):
+    res = cli("decompose", "nobody/does-not-exist", "--out", tmp_path / "o")
+    assert res.code == 2 and "could not stream Hub dataset" in res.err and res.err.count("\n") == 1

@@ -93,9 +93,8 @@ def test_rewrite_with_bundled_smollm2(smollm2_dir):
     from srlkit.data.rewrite import make_rewriter
     from srlkit.data.sources import Reject
 
-    rewrite = make_rewriter(None, str(smollm2_dir), max_new_tokens=96)
+    rewrite = make_rewriter(None, str(smollm2_dir), max_new_tokens=64)
     rows = [json.loads(line) for line in (ASSETS / "r1_small.jsonl").read_text().splitlines()[:2]]
     outs = [rewrite(r["problem"], r["solution"]) for r in rows]
     for o in outs:
         assert (isinstance(o, Reject) and o.reason == "rewrite_format") or check_format(o) == o
-    assert outs == [rewrite(r["problem"], r["solution"]) for r in rows[:2]][: len(outs)] or True

@@ -120,7 +120,8 @@ def test_adversarial_answers_fail_within_the_limit():
         assert elapsed < 4 * 2.0 + 8.0  # at most one time limit each, plus restarts
         st = fn.last_stats
         assert st["format/answer_too_long"] == 1.0  # refused before any parsing
-        assert st["format_failures"] + st["scoring_errors"] + (len(comps) - st["format_failures"] - st["scoring_errors"]) == 4
+        assert st["format_failures"] == 1.0
+        assert st["errors/timeout"] >= 1.0  # the power tower at least; nesting may also time out
     finally:
         fn.close()
 
@@ -129,7 +130,7 @@ def test_scoring_error_is_counted_and_logged_not_silent(caplog):
     fn = make_reward("math", error_value=0.0)
     try:
         with caplog.at_level(logging.WARNING, logger="srlkit.rewards.math_answer"):
-            values = fn([r"\boxed{1}", r"\boxed{1}"], [{"answer": "\\frac{"}, {"answer": None}])
+            values = fn([r"\boxed{1}", r"\boxed{1}"], [{"answer": "$$"}, {"answer": None}])
         assert values == [0.0, 0.0]
         assert fn.last_stats["scoring_errors"] == 2.0
         assert fn.last_stats["errors/gold_unparsable"] == 1.0
@@ -144,7 +145,7 @@ def test_scorer_surfaces_math_errors():
     from srlkit.rewards.scorer import build_scorer
 
     with build_scorer([RewardSpec(name="math")]) as scorer:
-        res = scorer([r"\boxed{2}", "none", r"\boxed{1}"], [{"answer": "2"}, {"answer": "2"}, {"answer": "\\frac{"}])
+        res = scorer([r"\boxed{2}", "none", r"\boxed{1}"], [{"answer": "2"}, {"answer": "2"}, {"answer": "$$"}])
     assert res.total == [1.0, 0.0, 0.0]
     assert res.stats["format_failures"] == 1.0
     assert res.stats["scoring_errors"] == 1.0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import sys
 
 import pytest
 import torch
@@ -13,7 +15,9 @@ from srlkit.train.batch import collate, position_ids
 from srlkit.train.data import PromptTable, read_rows
 from srlkit.train.learner import Learner
 from srlkit.train.model import load_policy
-from test_train_fixtures import tiny_data  # noqa: F401  (fixture)
+
+sys.path.insert(0, os.path.dirname(__file__))  # the shared helpers next to this file
+from test_train_fixtures import tiny_data  # noqa: F401, E402  (fixture)
 
 
 def _policy(tiny_model_dir, lora=True, beta=0.0):

@@ -32,12 +32,50 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 ROW_GROUP = 4096
 
 
+def _regroup(n: int, idx: list[int], flat: pl.DataFrame, name: str, item: pl.Expr) -> pl.Series:
+    """Rebuild n list values from flat items tagged with their row index (empty rows stay [])."""
+    flat = flat.with_columns(pl.Series("_i", idx, dtype=pl.Int64))
+    grouped = flat.group_by("_i", maintain_order=True).agg(item.alias(name))
+    rows = pl.DataFrame({"_i": pl.int_range(0, n, eager=True, dtype=pl.Int64)})
+    out = rows.join(grouped, on="_i", how="left", maintain_order="left").get_column(name)
+    return out.fill_null(pl.lit([], dtype=out.dtype)) if out.null_count() else out
+
+
+def _messages(values: list[list[dict]]) -> pl.Series:
+    """Chat-message lists as a polars column, built from flat role/content columns.
+
+    Converting a Python list of lists of dicts row by row is polars' slowest path (it
+    dominated decompose's profile); flat string columns regrouped in Rust are fast.
+    """
+    idx: list[int] = []
+    roles: list[str] = []
+    contents: list[str] = []
+    for i, v in enumerate(values):
+        for m in v:
+            idx.append(i)
+            roles.append(m["role"])
+            contents.append(m["content"])
+    flat = pl.DataFrame({"role": pl.Series(roles, dtype=pl.String), "content": pl.Series(contents, dtype=pl.String)})
+    return _regroup(len(values), idx, flat, "prompt", pl.struct("role", "content")).cast(MESSAGES)
+
+
+def _str_lists(values: list[list[str]]) -> pl.Series:
+    """list[list[str]] from one flat string column instead of a Series per row."""
+    idx = [i for i, v in enumerate(values) for _ in v]
+    flat = pl.DataFrame({"v": pl.Series([x for v in values for x in v], dtype=pl.String)})
+    return _regroup(len(values), idx, flat, "v", pl.col("v")).cast(pl.List(pl.String))
+
+
 def frame(table: Table, name: str, mask: list[bool] | None = None) -> pl.DataFrame:
     """A typed DataFrame from a buffer (optionally only the rows where mask is True)."""
     cols = table.cols
     if mask is not None:
         cols = {c: [v for v, keep in zip(vals, mask) if keep] for c, vals in cols.items()}
-    return pl.DataFrame(cols, schema=SCHEMAS[name])
+    schema = SCHEMAS[name]
+    fast = {c: _messages(v) for c, v in cols.items() if schema[c] == MESSAGES}
+    fast.update({c: _str_lists(v) for c, v in cols.items() if schema[c] == pl.List(pl.String)})
+    series = [fast[c] if c in fast else pl.Series(c, v, dtype=schema[c]) for c, v in cols.items()]
+    return pl.DataFrame([s.alias(c) for s, c in zip(series, cols)])
 
 
 def write_parquet(df: pl.DataFrame, path: Path) -> None:

@@ -10,6 +10,7 @@ a fresh folder's worth of shards, never a mix.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -98,16 +99,25 @@ def _batches(items: list[str], size: int) -> Iterator[list[str]]:
 
 
 def load_encoder(em: EmbedModel, cfg: EmbedConfig):
-    """The SentenceTransformer, in half precision on GPU when `--dtype float16`."""
+    """The SentenceTransformer, in half precision on GPU when `--dtype float16`.
+
+    Kept for the process (at most two models), so `embed` then the `embedding` reward,
+    or a second `embed`, do not load the same weights again.
+    """
+    return _cached_encoder(em.load, em.name, cfg.device, cfg.dtype == "float16")
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_encoder(load: str, name: str, device: str | None, half_on_gpu: bool):
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bar is the one the user watches
     try:
-        model = SentenceTransformer(em.load, device=cfg.device)
+        model = SentenceTransformer(load, device=device)
     except OSError as e:
-        raise DataError(f"cannot load embedding model '{em.name}': {str(e).splitlines()[0]}") from None
-    if cfg.dtype == "float16" and model.device.type == "cuda":
+        raise DataError(f"cannot load embedding model '{name}': {str(e).splitlines()[0]}") from None
+    if half_on_gpu and model.device.type == "cuda":
         model.half()
     return model
 

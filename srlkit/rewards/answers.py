@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _BOXED = ("\\boxed", "\\fbox")
 _HASH = re.compile(r"^[ \t]*####[ \t]*(\S[^\n]*)$", re.MULTILINE)
 _ANSWER_IS = re.compile(r"answer is[ \t]*:?[ \t]*([^\n]{1,300})", re.IGNORECASE)
@@ -22,9 +21,19 @@ def strip_think(text: str) -> str:
     >>> strip_think("<think>maybe 3</think>So \\\\boxed{4}.")
     'So \\\\boxed{4}.'
     """
-    text = _THINK_BLOCK.sub("", text)
-    cut = text.find("<think>")
-    return text if cut < 0 else text[:cut]
+    # A manual scan, not a regex: `<think>.*?</think>` is quadratic on many unclosed tags.
+    parts, pos = [], 0
+    while True:
+        start = text.find("<think>", pos)
+        if start < 0:
+            parts.append(text[pos:])
+            break
+        parts.append(text[pos:start])
+        end = text.find("</think>", start)
+        if end < 0:
+            break
+        pos = end + len("</think>")
+    return "".join(parts)
 
 
 def _balanced_from(text: str, start: int, limit: int) -> str | None:

@@ -31,10 +31,11 @@ class EmbeddingSimilarity(Reward):
         self._encoder = None
 
     def encoder(self):
-        if self._encoder is None:
-            from sentence_transformers import SentenceTransformer
+        if self._encoder is None:  # loaded once, on the first batch (shared with `srlkit embed`)
+            from srlkit.config import EmbedConfig
+            from srlkit.embed.run import load_encoder
 
-            self._encoder = SentenceTransformer(resolve_model(self.model_name).load, device=self.device)
+            self._encoder = load_encoder(resolve_model(self.model_name), EmbedConfig(device=self.device))
         return self._encoder
 
     def _expert_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[int]:

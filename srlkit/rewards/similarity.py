@@ -79,11 +79,45 @@ def batch_ratios(pairs: Sequence[tuple[str, str]], *, autojunk: bool = False, fa
     return out
 
 
+def _ratios_chunk(args: tuple[list[tuple[str, str]], bool]) -> list[float]:
+    pairs, autojunk = args
+    return batch_ratios(pairs, autojunk=autojunk, fast=True)
+
+
+class RatioPool:
+    """`batch_ratios` over worker processes, for big batches of long steps.
+
+    Pairs are cut into contiguous chunks, so rollouts of one step stay together and
+    keep the index reuse. The values are the same floats: each worker runs `batch_ratios`.
+    """
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = workers
+        try:
+            ctx = mp.get_context("forkserver")  # no fork of a process that holds torch threads
+        except ValueError:  # pragma: no cover
+            ctx = mp.get_context("spawn")
+        self.ex = ProcessPoolExecutor(workers, mp_context=ctx)
+
+    def __call__(self, pairs: Sequence[tuple[str, str]], autojunk: bool) -> list[float]:
+        size = max(64, -(-len(pairs) // (self.workers * 4)))
+        chunks = [(list(pairs[i:i + size]), autojunk) for i in range(0, len(pairs), size)]
+        return [v for part in self.ex.map(_ratios_chunk, chunks) for v in part]
+
+    def close(self) -> None:
+        self.ex.shutdown(cancel_futures=True)
+
+
 class StepSimilarity(Reward):
     """Reward = difflib ratio of the parsed action vs `row["target"]`; `penalty` on format failure."""
 
-    def __init__(self, penalty: float, order: Order, autojunk: bool, fast: bool, prefilled_think: bool) -> None:
+    def __init__(self, penalty: float, order: Order, autojunk: bool, fast: bool, prefilled_think: bool,
+                 workers: int = 0) -> None:
         super().__init__()
+        self.pool = RatioPool(workers) if workers > 1 and fast else None
         if order not in ("action_target", "target_action"):
             raise ConfigError(f"step_similarity: order must be 'action_target' or 'target_action', not {order!r}")
         self.penalty, self.order, self.autojunk = float(penalty), order, bool(autojunk)
@@ -104,11 +138,20 @@ class StepSimilarity(Reward):
             where.append(i)
         # In "target_action" order the index lives on the action, so reuse rarely applies;
         # the values are the same either way.
-        for i, v in zip(where, batch_ratios(pairs, autojunk=self.autojunk, fast=self.fast), strict=True):
+        if self.pool is not None and len(pairs) >= 256:
+            ratios = self.pool(pairs, self.autojunk)
+        else:
+            ratios = batch_ratios(pairs, autojunk=self.autojunk, fast=self.fast)
+        for i, v in zip(where, ratios, strict=True):
             values[i] = v
         self.last_stats = {"format_failures": float(sum(reasons.values()))}
         self.last_stats.update({f"format/{k}": float(n) for k, n in sorted(reasons.items())})
         return values
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
 
 @register("step_similarity")
@@ -118,8 +161,11 @@ def step_similarity(
     autojunk: bool = False,
     fast: bool = True,
     prefilled_think: bool = False,
+    workers: int = 0,
 ) -> StepSimilarity:
     """The SRL step reward: difflib 2M/T of the action vs the expert step, `penalty` on bad format.
+
+    `workers > 1` spreads batches of 256+ pairs over that many processes (same values).
 
     >>> fn = step_similarity()
     >>> fn(["<think>easy</think> x = 2", "x = 2"], [{"target": "x = 3"}] * 2)
@@ -127,4 +173,4 @@ def step_similarity(
     >>> fn.last_stats["format/missing_think"]
     1.0
     """
-    return StepSimilarity(penalty, order, autojunk, fast, prefilled_think)
+    return StepSimilarity(penalty, order, autojunk, fast, prefilled_think, int(workers))

@@ -63,7 +63,9 @@ def load_tokenizer(path: str, revision: str | None = None) -> Any:
 def load_policy(cfg: ModelConfig, *, kl_beta: float = 0.0, device: str | torch.device = "cpu") -> Policy:
     """Model + tokenizer from `cfg` (None: the bundled SmolLM2), with LoRA when enabled."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # our own bar reports progress; keep stderr for errors
     path = resolve_model(cfg.name_or_path)
     try:
         tok = load_tokenizer(path, cfg.revision)

@@ -24,7 +24,7 @@ from srlkit.errors import SrlkitError
 from srlkit.train import checkpoint as ck
 from srlkit.train import curriculum as cur
 from srlkit.train import heldout
-from srlkit.train.data import PromptTable, read_rows
+from srlkit.train.data import PromptTable, read_rows, shard_files
 from srlkit.train.learner import Learner
 from srlkit.train.metrics import MetricsLogger
 from srlkit.train.model import load_policy, merged
@@ -61,7 +61,9 @@ def seed_everything(seed: int) -> None:
 def make_engine(cfg: TrainConfig, policy: Any, learner: Learner) -> Any:
     from srlkit.rollout import make_engine as build
 
-    return build(cfg.rollout, learner.acc.unwrap_model(policy.model), policy.tokenizer, policy.path)
+    r = cfg.rollout
+    return build(r, learner.acc.unwrap_model(policy.model), policy.tokenizer, policy.path,
+                 seed=cfg.seed, max_model_len=r.max_prompt_tokens + r.max_new_tokens)
 
 
 class Trainer:
@@ -77,6 +79,11 @@ class Trainer:
             raise SrlkitError(f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or a new --out")
         self.resume_from = latest if cfg.resume else None
         self.data_dir = resolve_data(cfg.data)
+        for name in cfg.curriculum:  # fail on missing tables before the (slow) model load
+            table = cfg.phases[name].table
+            if not shard_files(self.data_dir, table, "train"):
+                raise SrlkitError(f"no {table}/train-*.parquet under {self.data_dir} (phase '{name}'); "
+                                  f"run `srlkit decompose --out {self.data_dir}` first")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.config_toml = to_toml(cfg)
         (self.run_dir / "config.toml").write_text(self.config_toml, encoding="utf-8")
