@@ -31,6 +31,10 @@ def _yaml_configs(manifest: dict) -> str:
         lines.append("  data_files:")
         for split in splits:
             lines += [f"  - split: {split}", f"    path: {table}/{split}-*.parquet"]
+    for slug, info in sorted((manifest.get("embeddings") or {}).items()):
+        if isinstance(info, dict) and info.get("path"):  # `srlkit embed` output, joinable on target_hash
+            lines += [f"- config_name: embeddings-{slug}", "  data_files:", "  - split: train",
+                      f"    path: {info['path']}/*.parquet"]
     return "\n".join(lines)
 
 
@@ -138,7 +142,17 @@ def render(manifest: dict) -> str:
     ]
     emb = manifest.get("embeddings")
     if emb:
-        parts += ["## Embeddings", "", "```json", json.dumps(emb, indent=2, sort_keys=True), "```", ""]
+        parts += ["## Embeddings", "",
+                  "Step embeddings written by `srlkit embed`; each has its own config above "
+                  "(`embeddings-<model>`), joined to SRL rows on `target_hash`.", ""]
+        for slug, info in sorted(emb.items()):
+            parts.append(f"### `{slug}`")
+            parts.append("")
+            if isinstance(info, dict):
+                parts += [f"- {k}: `{v}`" for k, v in sorted(info.items())]
+            else:
+                parts.append(f"- {info}")
+            parts.append("")
     parts += ["## Files", "", "| file | rows | sha256 |", "| --- | ---: | --- |"]
     parts += [f"| `{k}` | {v['rows']} | `{v['sha256'][:16]}` |" for k, v in sorted(manifest["files"].items())]
     return "\n".join(parts) + "\n"

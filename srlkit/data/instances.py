@@ -13,7 +13,7 @@ when `--title-hint` already shows the title in the prompt.
 
 from __future__ import annotations
 
-from srlkit.data.templates import Templates, rlvr_prompt, srl_prompt
+from srlkit.data.templates import Templates, rlvr_prompt, srl_messages, srl_prompt
 from srlkit.data.turns import Turn, context_entries
 from srlkit.schema import REJECT_COLUMNS, RLVR_COLUMNS, SRL_COLUMNS, step_hash
 
@@ -56,21 +56,35 @@ def full_step(body: str, title: str | None) -> str:
 def add_srl(table: Table, *, tid: str, source_row: int, problem: str, steps: list[str],
             titles: list[str | None], answer: str | None, strategy: str, targets: str,
             title_hint: bool, templates: Templates) -> int:
-    """Append the SRL instances of one text trajectory; returns how many."""
+    """Append the SRL instances of one text trajectory; returns how many.
+
+    The hot loop of decompose: columns are appended directly and the numbered context
+    grows by one line per step instead of being re-joined for every target.
+    """
     shown = [full_step(b, t) for b, t in zip(steps, titles)]
     n = len(steps)
-    count = 0
-    for k in target_range(n, targets):
-        hint = titles[k] if title_hint else None
-        target = steps[k] if hint else shown[k]
-        table.add(
-            id=f"{tid}/{k}", trajectory_id=tid, source_row=source_row, step_index=k, num_steps=n,
-            problem=problem, context_steps=shown[:k], target=target, target_title=titles[k],
-            target_hash=step_hash(target), answer=answer, strategy=strategy,
-            prompt=srl_prompt(problem, shown[:k], k + 1, hint, templates=templates),
-        )
-        count += 1
-    return count
+    c = table.cols
+    wanted = set(target_range(n, targets))
+    context = ""
+    for k in range(n):
+        if k in wanted:
+            hint = titles[k] if title_hint else None
+            target = steps[k] if hint else shown[k]
+            c["id"].append(f"{tid}/{k}")
+            c["trajectory_id"].append(tid)
+            c["source_row"].append(source_row)
+            c["step_index"].append(k)
+            c["num_steps"].append(n)
+            c["problem"].append(problem)
+            c["context_steps"].append(shown[:k])
+            c["target"].append(target)
+            c["target_title"].append(titles[k])
+            c["target_hash"].append(step_hash(target))
+            c["answer"].append(answer)
+            c["strategy"].append(strategy)
+            c["prompt"].append(srl_messages(problem, context, k + 1, hint, templates=templates))
+        context = f"{context}\n{k + 1}. {shown[k]}" if k else f"1. {shown[0]}"
+    return len(wanted)
 
 
 def add_agent(table: Table, *, tid: str, source_row: int, problem: str, ts: list[Turn],

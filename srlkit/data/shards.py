@@ -81,7 +81,7 @@ def frame(table: Table, name: str, mask: list[bool] | None = None) -> pl.DataFra
 def write_parquet(df: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    df.write_parquet(tmp, compression="zstd", compression_level=3, statistics=True,
+    df.rechunk().write_parquet(tmp, compression="zstd", compression_level=3, statistics=True,
                      row_group_size=ROW_GROUP)
     os.replace(tmp, path)
 

@@ -100,10 +100,22 @@ def srl_prompt(
     agent: bool = False,
 ) -> list[dict[str, str]]:
     """The chat messages for one SRL instance (system + user)."""
+    return srl_messages(problem, format_context(context), step_number, title, templates=templates, agent=agent)
+
+
+def srl_messages(
+    problem: str,
+    context_text: str,
+    step_number: int,
+    title: str | None = None,
+    *,
+    templates: Templates = Templates(),
+    agent: bool = False,
+) -> list[dict[str, str]]:
+    """`srl_prompt` with the context already formatted (decompose builds it incrementally)."""
     user_t = templates.srl_user_hint if title else templates.srl_user
-    user = user_t.format(
-        problem=problem, context=format_context(context), step_number=step_number, title=title or ""
-    )
+    user = user_t.format(problem=problem, context=context_text or NO_CONTEXT, step_number=step_number,
+                         title=title or "")
     system = templates.agent_system if agent else templates.srl_system
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 

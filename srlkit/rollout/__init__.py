@@ -46,7 +46,8 @@ def make_engine(
     - "vllm": a colocated `vllm.LLM` on `model_path` (the *base* weights). LoRA adapter-only
       sync is switched on when `model` is a peft model, with its rank; otherwise full
       weights are pushed. dtype follows the policy's; `max_model_len` defaults to
-      `max_prompt_tokens + max_new_tokens`.
+      `max_prompt_tokens + max_new_tokens`. The engine is synced with `model` before it is
+      returned, so a resumed run or an existing adapter is what the first generate sees.
     """
     if cfg.engine == "hf":
         from srlkit.rollout.hf import HFEngine
@@ -65,7 +66,7 @@ def make_engine(
         if lora:
             peft_cfg = model.peft_config[getattr(model, "active_adapter", "default")]
             rank = int(getattr(peft_cfg, "r", rank))
-        return VLLMEngine(
+        engine = VLLMEngine(
             model_path,
             tokenizer=getattr(tokenizer, "name_or_path", None) or model_path,
             gpu_memory_utilization=cfg.gpu_memory_utilization,
@@ -79,6 +80,8 @@ def make_engine(
             enforce_eager=cfg.enforce_eager,
             max_prompt_tokens=cfg.max_prompt_tokens,
         )
+        engine.load_weights(model)  # start in sync: a resumed policy or the initial LoRA adapter
+        return engine
     from srlkit.errors import ConfigError
 
     raise ConfigError(f"unknown rollout.engine '{cfg.engine}'; use 'hf' or 'vllm'")

@@ -15,6 +15,7 @@ Over-long *completions* are cut at `max_new_tokens` and reported with
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -45,6 +46,8 @@ def validate_prompts(prompts: Sequence[Sequence[int]], vocab_size: int | None = 
     for i, p in enumerate(prompts):
         if isinstance(p, (str, bytes)) or not isinstance(p, Sequence) or len(p) == 0:
             raise SrlkitError(f"prompt {i} is empty or not a list of token ids; tokenise it first")
+        if not all(isinstance(t, numbers.Integral) and not isinstance(t, bool) for t in p):
+            raise SrlkitError(f"prompt {i} holds non-integer items; pass token ids, not text")
         if vocab_size is not None and (min(p) < 0 or max(p) >= vocab_size):
             raise SrlkitError(f"prompt {i} has token ids outside the vocabulary (0..{vocab_size - 1}); "
                               "was it tokenised with another tokenizer?")

@@ -122,7 +122,8 @@ class HFEngine:
         start = time.perf_counter()
         samples: list[Sample] = []
         seeded = params.seed is not None
-        devices = [self.device] if self.device.type == "cuda" else []
+        # manual_seed reseeds every CUDA device, so every one must be forked and restored
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
         rng = torch.random.fork_rng(devices=devices) if seeded else nullcontext()
         with rng, self._generation_mode():
             if seeded:

@@ -1,4 +1,27 @@
 """The phase-blind GRPO learner, its losses and advantages, the curriculum, checkpoints and metrics.
 
-Entry point: `srlkit.train.run.train(cfg: TrainConfig) -> Path` (the run folder).
+Entry point: `srlkit.train.run.train(cfg: TrainConfig) -> Path` (the run folder), or
+`srlkit train --curriculum srl,rlvr`.
+
+    batch.py       RolloutBatch (shapes noted) and collation: left-padded prompt + right-padded completion
+    advantages.py  group-normalised advantages (std scaling switchable)
+    loss.py        token logprobs, clipped ratio (clip-low/high), k3 KL, token/seq/Dr.GRPO aggregation
+    learner.py     Learner.update(batch): mu steps, micro-batches + accumulation, clipping, AdamW, schedule
+    model.py       policy + tokenizer, LoRA (peft), KL reference (adapter disabled; no second copy)
+    data.py        the phase's table, chat template, seeded per-epoch order with a resumable cursor
+    rollouts.py    the only phase-aware code: generate -> score -> dynamic sampling -> advantages (or sft targets)
+    heldout.py     validation score (greedy reward; -NLL for sft) that picks RUN/<phase>/best
+    checkpoint.py  atomic checkpoints (weights/adapter, optimizer, scheduler, RNG, cursor) and HF folders
+    metrics.py     metrics.jsonl, eval.jsonl, TensorBoard (+ wandb/trackio), samples/
+    curriculum.py  validation of the curriculum, steps per phase, the test-only kill hook
+    run.py         Trainer: the curriculum loop, resume, final merged model + adapter
+
+Choices made explicit:
+- SFT is the same learner with advantage 1 and old logprobs = current (detached): ratio 1,
+  never clipped, so the gradient is exactly the NLL gradient (see learner.py).
+- Old logprobs are recomputed by the learner (one no-grad pass when mu > 1; the detached
+  current ones when mu == 1), not taken from the engine: the engine's sampling numerics
+  (vLLM kernels, bf16) differ slightly and would bias the ratio.
+- Truncated completions: `mask` keeps them in their group's reward statistics but drops
+  them from the loss; `penalize` replaces their reward; `keep` trains on them as they are.
 """

@@ -7,6 +7,7 @@ second copy of the base weights. Without LoRA a frozen copy is made only when be
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -90,7 +91,9 @@ def load_policy(cfg: ModelConfig, *, kl_beta: float = 0.0, device: str | torch.d
             target_modules=cfg.lora.target_modules,
             task_type="CAUSAL_LM",
         )
-        model = get_peft_model(model, lcfg)
+        with warnings.catch_warnings():  # peft probes a deprecated transformers attribute
+            warnings.simplefilter("ignore", FutureWarning)
+            model = get_peft_model(model, lcfg)
         if cfg.gradient_checkpointing:
             model.enable_input_require_grads()  # checkpointed blocks need a grad-carrying input
     elif kl_beta > 0:

@@ -1,0 +1,105 @@
+"""`srlkit embed` against a plain `SentenceTransformer.encode` over the same steps, in the same run.
+
+    python benchmarks/embed.py [--gsm 1000] [--batch-size 64]
+
+Data: the bundled CHAMP problems and `--gsm` reasoning-gym gsm_symbolic problems, each
+decomposed with `srlkit decompose` (every step a target). The baseline encodes the SRL
+`target` column as it stands (one row per instance) with the same model, batch size and
+normalisation. Each variant runs in its own subprocess, so peak RSS is its own. Times
+exclude Python imports and include the model load; `srlkit embed` also includes reading
+the tables, dedup, sorting and writing the shards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def decompose_all(root: Path, gsm: int) -> dict[str, Path]:
+    from srlkit.config import DecomposeConfig
+    from srlkit.data.decompose import decompose
+
+    out = {"champ": root / "champ"}
+    decompose(DecomposeConfig(), out["champ"], show_progress=False)
+    if gsm:
+        import reasoning_gym
+
+        src = root / "gsm.jsonl"
+        with src.open("w", encoding="utf-8") as fh:
+            for i, item in enumerate(reasoning_gym.create_dataset("gsm_symbolic", size=gsm, seed=0)):
+                fh.write(json.dumps({"question": item["question"], "answer": item["metadata"]["answer_cot"]}) + "\n")
+        out["gsm_symbolic"] = root / "gsm"
+        decompose(DecomposeConfig(source=str(src), preset="gsm8k"), out["gsm_symbolic"], show_progress=False)
+    return out
+
+
+def run_plain(data_dir: Path, batch_size: int) -> dict:
+    import polars as pl
+    from sentence_transformers import SentenceTransformer
+
+    from srlkit.assets import minilm_path
+
+    t0 = time.perf_counter()
+    texts = pl.concat([pl.read_parquet(f, columns=["target"]) for f in sorted((data_dir / "srl").glob("*.parquet"))])
+    texts = texts["target"].to_list()
+    model = SentenceTransformer(minilm_path())
+    vecs = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+    return {"seconds": time.perf_counter() - t0, "encoded": len(texts), "dim": int(vecs.shape[1])}
+
+
+def run_srlkit(data_dir: Path, batch_size: int) -> dict:
+    from srlkit.config import EmbedConfig
+    from srlkit.embed.run import embed_with_stats
+
+    t0 = time.perf_counter()
+    _, st = embed_with_stats(data_dir, EmbedConfig(batch_size=batch_size))
+    return {"seconds": time.perf_counter() - t0, "encoded": st.distinct, "rows": st.steps, "dim": st.dim}
+
+
+def child(variant: str, data_dir: str, batch_size: int) -> None:
+    import sentence_transformers  # noqa: F401  imports are not timed
+    import torch  # noqa: F401
+
+    res = (run_plain if variant == "plain" else run_srlkit)(Path(data_dir), batch_size)
+    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+def measure(variant: str, data_dir: Path, batch_size: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", variant, str(data_dir), "--batch-size", str(batch_size)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gsm", type=int, default=1000)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--child", nargs=2, metavar=("VARIANT", "DIR"))
+    args = ap.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], args.batch_size)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, d in decompose_all(Path(tmp), args.gsm).items():
+            # plain first, then srlkit, then plain again: load on a shared machine drifts
+            p1 = measure("plain", d, args.batch_size)
+            s = measure("srlkit", d, args.batch_size)
+            p2 = measure("plain", d, args.batch_size)
+            plain_s = min(p1["seconds"], p2["seconds"])
+            row = {"data": name, "srl_rows": p1["encoded"], "distinct_steps": s["encoded"],
+                   "plain_s": round(plain_s, 2), "srlkit_s": round(s["seconds"], 2),
+                   "speedup": round(plain_s / s["seconds"], 2),
+                   "plain_peak_rss_mb": p1["peak_rss_mb"], "srlkit_peak_rss_mb": s["peak_rss_mb"]}
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
