@@ -88,7 +88,10 @@ def main() -> None:
         child(args.child[0], args.child[1], args.batch_size)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        for name, d in decompose_all(Path(tmp), args.gsm).items():
+        t0 = time.perf_counter()
+        dirs = decompose_all(Path(tmp), args.gsm)
+        print(f"# decomposed in {time.perf_counter() - t0:.1f}s", flush=True)
+        for name, d in dirs.items():
             # plain first, then srlkit, then plain again: load on a shared machine drifts
             p1 = measure("plain", d, args.batch_size)
             s = measure("srlkit", d, args.batch_size)

@@ -124,3 +124,11 @@ def test_hub_source_streams_with_config_split_revision(cli, tmp_path, monkeypatc
 def test_hub_source_offline_is_one_line(cli, tmp_path):
     res = cli("decompose", "nobody/does-not-exist", "--out", tmp_path / "o")
     assert res.code == 2 and "could not stream Hub dataset" in res.err and res.err.count("\n") == 1
+
+
+def test_bad_options_leave_earlier_outputs_alone(cli, tmp_path):
+    out = tmp_path / "keep"
+    assert cli("decompose", ASSETS / "r1_small.jsonl", "--out", out).code == 0
+    before = sorted(p.name for p in out.rglob("*"))
+    res = cli("decompose", ASSETS / "r1_small.jsonl", "--out", out, "--problem-col", "typo")
+    assert res.code == 2 and sorted(p.name for p in out.rglob("*")) == before

@@ -144,3 +144,13 @@ def test_cli_errors_are_one_line(cli, tmp_path):
     assert res.code == 2 and "no SRL table" in res.err
     res = cli("embed", tmp_path / "empty", "--dtype", "float8")
     assert res.code == 2 and "dtype" in res.err
+
+
+def test_store_doctests_and_slugs():
+    import doctest
+
+    import srlkit.embed.store as store
+
+    assert doctest.testmod(store).failed == 0
+    assert store.resolve_model(None).slug == "all-minilm-l6-v2"
+    assert store.slugify("BAAI/bge-small-en-v1.5") == "baai--bge-small-en-v1.5"

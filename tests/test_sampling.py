@@ -129,3 +129,11 @@ def test_works_on_scorer_output():
     kept, rep = sample_until_full(generate, target_groups=2, max_attempts=2, eps=1e-6)
     assert rep.attempts == 2 and rep.dropped_equal == 2 and len(kept) == 2
     assert kept[0].rewards == [1.0, 0.8, -1.0, 0.0]
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import srlkit.sampling.dynamic as mod
+
+    assert doctest.testmod(mod).failed == 0

@@ -35,33 +35,40 @@ def _one_line(msg: str) -> str:
     return " ".join(str(msg).split())
 
 
+def _click_module():
+    """The click that typer raises: recent typer vendors its own copy as `typer._click`."""
+    try:
+        from typer._click import exceptions  # type: ignore[import-not-found]
+    except ImportError:  # older typer depends on click itself
+        from click import exceptions
+    return exceptions
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns expected failures into one-line errors."""
-    import click
-
     from srlkit.errors import SrlkitError
+
+    exc = _click_module()
+    echo = typer.echo
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         rv = app(args=argv, standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as e:  # bare `srlkit` / `srlkit GROUP`
-        click.echo(e.ctx.get_help())
+    except exc.NoArgsIsHelpError as e:  # bare `srlkit` / `srlkit GROUP`
+        echo(e.ctx.get_help())
         raise SystemExit(0) from None
-    except click.UsageError as e:
+    except exc.UsageError as e:
         cmd = e.ctx.command_path if e.ctx else "srlkit"
-        click.echo(f"error: {_one_line(e.format_message())} (see '{cmd} --help')", err=True)
+        echo(f"error: {_one_line(e.format_message())} (see '{cmd} --help')", err=True)
         raise SystemExit(2) from None
-    except click.Abort:
-        click.echo("aborted", err=True)
-        raise SystemExit(130) from None
     except SrlkitError as e:
-        click.echo(f"error: {_one_line(str(e))}", err=True)
+        echo(f"error: {_one_line(str(e))}", err=True)
         raise SystemExit(2) from None
     except FileNotFoundError as e:
-        click.echo(f"error: file not found: {e.filename or e} (check the path)", err=True)
+        echo(f"error: file not found: {e.filename or e} (check the path)", err=True)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        echo("interrupted", err=True)
         raise SystemExit(130) from None
     if isinstance(rv, int) and rv:
         raise SystemExit(rv)

@@ -19,7 +19,7 @@ from srlkit import __version__
 from srlkit.config import DecomposeConfig
 from srlkit.data import shards
 from srlkit.data.presets import get_preset, resolve
-from srlkit.data.sources import Reject, Source, describe, open_source
+from srlkit.data.sources import Source, describe, open_source
 from srlkit.data.templates import Templates
 from srlkit.data.unit import UnitProcessor, count_mode, split_hash, unit_parts
 from srlkit.errors import ConfigError, DataError
@@ -82,8 +82,6 @@ def decompose(cfg: DecomposeConfig, out: Path | str | None = None, command: str 
     preset = cfg.preset or ("champ" if source.kind == "bundled" else None)
     fingerprint = source.fingerprint()
     key = run_key(cfg, source, fingerprint)
-    if _prepare(out, key):
-        return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
 
     rows = source.rows()
     head: list = []
@@ -103,6 +101,9 @@ def decompose(cfg: DecomposeConfig, out: Path | str | None = None, command: str 
                    answer_col=cfg.answer_col, id_col=cfg.id_col) if columns else None
     if cols is None:
         raise DataError(f"source '{cfg.source}' has no readable rows")
+    # only now, with the options known to be usable, may an earlier run's outputs be touched
+    if _prepare(out, key):
+        return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     rewriter = None
     if cfg.rewrite:
         from srlkit.data.rewrite import make_rewriter
@@ -246,5 +247,3 @@ def _finalize(cfg, out, work, n_units, source, fingerprint, key, cols, preset, c
     shutil.rmtree(work, ignore_errors=True)
     return manifest
 
-
-__all__ = ["decompose", "default_out", "Reject"]

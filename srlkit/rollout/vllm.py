@@ -32,7 +32,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 import time
+import weakref
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -123,7 +125,6 @@ class VLLMEngine:
             raise SrlkitError(f"vLLM could not start ({first}); check rollout.gpu_memory_utilization, "
                               "max_model_len and the model path, or use rollout.engine=hf") from None
         self.vocab_size = self._vocab_size()
-        self.stop_ids = self._stop_ids()
         self._adapter_root = Path(adapter_dir) if adapter_dir else None
         self._lora: Any = None  # the LoRARequest of the latest synced adapter
         self._lora_version = 0
@@ -204,8 +205,10 @@ class VLLMEngine:
             raise SrlkitError("vLLM LoRA sync needs a peft model; enable train.model.lora or set enable_lora=False")
         start = time.perf_counter()
         self._lora_version += 1
-        root = self._adapter_root or Path(os.environ.get("TMPDIR", "/tmp")) / f"srlkit-vllm-lora-{os.getpid()}"
-        folder = save_adapter(model, root / f"v{self._lora_version}")
+        if self._adapter_root is None:  # our own temp folder, removed with the engine
+            self._adapter_root = Path(tempfile.mkdtemp(prefix="srlkit-vllm-lora-"))
+            weakref.finalize(self, shutil.rmtree, str(self._adapter_root), True)
+        folder = save_adapter(model, self._adapter_root / f"v{self._lora_version}")
         previous, self._lora = self._lora, self.vllm.LoRARequest(
             f"policy-v{self._lora_version}", self._lora_version, str(folder)
         )
@@ -260,11 +263,6 @@ class VLLMEngine:
             return int(self.llm.llm_engine.model_config.get_vocab_size())
         except Exception:
             return None
-
-    def _stop_ids(self) -> set[int]:
-        tok = self.tokenizer if not isinstance(self.tokenizer, (str, Path, type(None))) else self.llm.get_tokenizer()
-        eos = getattr(tok, "eos_token_id", None)
-        return {int(eos)} if eos is not None else set()
 
     def _count(self, n_prompts: int, samples: list[Sample], seconds: float) -> None:
         s = self.stats
