@@ -272,3 +272,13 @@ def test_real_smollm2_greedy_matches_plain_generate(smollm2_dir):
     if tok.eos_token_id in ref:
         ref = ref[: ref.index(tok.eos_token_id) + 1]
     assert s.token_ids == ref and s.text.strip()
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    import srlkit.rollout.common as common
+    import srlkit.rollout.weights as weights
+
+    for mod in (common, weights):
+        assert doctest.testmod(mod).failed == 0

@@ -11,9 +11,12 @@ import hashlib
 import json
 from pathlib import Path
 
+import polars as pl
+
 from srlkit.data import instances as inst
 from srlkit.data import shards
 from srlkit.data import stats as st
+from srlkit.data.expand import TrajBuffer, can_expand, expand
 from srlkit.data.answers import extract_answer, strip_thinking
 from srlkit.data.presets import Columns, extract
 from srlkit.data.segment import Segmented, apply_limits, segment_text
@@ -59,6 +62,11 @@ class UnitProcessor:
         self.stats = st.new_stats()
         self.counts = {"input": 0, "accepted": 0, "rejected": 0, "rlvr_rejected": 0}
         self.ids: list[str] = []
+        # text trajectories go to a per-split buffer expanded in polars at finish(); agent
+        # instances stay row-wise, tagged with their trajectory's order to interleave them back
+        self.fast = can_expand(templates)
+        self.bufs = {s: TrajBuffer(cfg.title_hint) for s in SPLITS}
+        self.agent_seq: dict[str, list[int]] = {s: [] for s in SPLITS}
 
     def _reject(self, i: int, tid: str | None, reason: str, detail: str = "") -> None:
         inst.add_reject(self.rejects, i, tid, reason, detail)
@@ -120,9 +128,14 @@ class UnitProcessor:
         # count mode: everything is train for now; finish() sets aside this unit's candidates
         split = "train" if count_mode(cfg.val_size) or split_hash(tid, cfg.seed) >= cfg.val_size else "validation"
         srl = self.tables[(SRL_TABLE, split)]
+        seq = len(self.ids) - 1
         if ts is not None:
-            inst.add_agent(srl, tid=tid, source_row=i, problem=f.problem, ts=ts, history=cfg.history,
-                           targets=cfg.targets, templates=self.templates)
+            n = inst.add_agent(srl, tid=tid, source_row=i, problem=f.problem, ts=ts, history=cfg.history,
+                               targets=cfg.targets, templates=self.templates)
+            self.agent_seq[split] += [seq] * n
+        elif self.fast:
+            self.bufs[split].add(seq=seq, tid=tid, source_row=i, problem=f.problem, steps=seg.steps,
+                                 titles=seg.titles, answer=answer, strategy=seg.strategy)
         else:
             inst.add_srl(srl, tid=tid, source_row=i, problem=f.problem, steps=seg.steps, titles=seg.titles,
                          answer=answer, strategy=seg.strategy, targets=cfg.targets,
@@ -135,21 +148,32 @@ class UnitProcessor:
             self.counts["rlvr_rejected"] += 1
             self.stats["rlvr_rejects"]["no_answer"] += 1
 
+    def _srl_frame(self, split: str, table: inst.Table) -> pl.DataFrame:
+        """The split's SRL rows in trajectory order: polars-expanded text plus row-wise agent rows."""
+        rows = shards.frame(table, SRL_TABLE)
+        buf = self.bufs[split]
+        if not len(buf):
+            return rows
+        fast = expand(buf, self.cfg.targets, self.templates)
+        if not rows.height:
+            return fast.drop("_seq")
+        rows = rows.with_columns(_seq=pl.Series(self.agent_seq[split], dtype=pl.Int64))
+        return pl.concat([fast, rows], how="vertical").sort("_seq", "step_index", maintain_order=True).drop("_seq")
+
     def finish(self) -> None:
         """Write the unit's parts, then its marker (the marker is what makes it count as done)."""
         paths = unit_parts(self.work, self.index)
         rows: dict[str, int] = {}
         for (t, s), table in self.tables.items():
-            masks = {s: None}
+            full = self._srl_frame(s, table) if t == SRL_TABLE else shards.frame(table, t)
+            parts = {s: full}
             if count_mode(self.cfg.val_size) and s == "train":
                 # only this unit's k smallest hashes can be among the k smallest overall
                 k = int(self.cfg.val_size)
-                cand = set(sorted(self.ids, key=lambda i: split_hash(i, self.cfg.seed))[:k])
-                key = table.cols["trajectory_id" if t == SRL_TABLE else "id"]
-                inside = [i in cand for i in key]
-                masks = {"train": [not x for x in inside], "candidates": inside}
-            for name, mask in masks.items():
-                df = shards.frame(table, t, mask)
+                cand = sorted(self.ids, key=lambda i: split_hash(i, self.cfg.seed))[:k]
+                inside = pl.col("trajectory_id" if t == SRL_TABLE else "id").is_in(pl.Series(cand, dtype=pl.String))
+                parts = {"train": full.filter(~inside), "candidates": full.filter(inside)}
+            for name, df in parts.items():
                 if df.height:
                     shards.write_parquet(df, paths[f"{t}.{name}"])
                 rows[f"{t}.{name}"] = df.height
