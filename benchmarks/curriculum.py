@@ -80,8 +80,41 @@ def arm_config(base_recipe, arm: str, args, data: Path, out: Path):
 
 
 def rank(values: dict[str, float]) -> dict[str, int]:
-    order = sorted(values, key=lambda a: -values[a])
-    return {a: i + 1 for i, a in enumerate(order)}
+    """Competition ranks (ties share a rank): 1 + how many arms are strictly better."""
+    return {a: 1 + sum(v > values[a] + 1e-12 for v in values.values()) for a in values}
+
+
+def train_seconds(run: Path) -> float:
+    p = run / "summary.json"
+    if not p.is_file():
+        return 0.0
+    return sum(ph.get("wall_s", 0.0) for ph in json.loads(p.read_text())["phases"].values())
+
+
+def print_table(summary: dict, arms: list[str], args, timings: dict[str, float]) -> None:
+    """The comparison table (Markdown), ordered like the paper's Table 1."""
+    res = {arm: summary["results"][arm]["heldout"] for arm in arms}
+    key = f"avg@{args.k}" if args.k else "greedy_acc"
+    ours = rank({a: res[a][key] for a in arms})
+    paper = rank({a: PAPER[a] for a in arms})
+    print(f"\nCurriculum comparison: gsm_symbolic held-out n={res[arms[0]]['n']}, "
+          f"{args.steps} optimizer steps per arm, base {args.model or 'SmolLM2-135M-Instruct (bundled)'}")
+    head = (f"| arm | greedy % [95% CI] | {key} % [95% CI] | pass@{args.k} % | mean len | truncated % "
+            "| train s | our rank | paper avg | paper rank |")
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for a in sorted(arms, key=lambda x: paper[x]):
+        r = res[a]
+        g = f"{100 * r['greedy_acc']:.1f} [{100 * r['greedy_ci'][0]:.1f}, {100 * r['greedy_ci'][1]:.1f}]"
+        if args.k:
+            s_ = f"{100 * r[key]:.1f} [{100 * r['avg_ci'][0]:.1f}, {100 * r['avg_ci'][1]:.1f}]"
+            p_, ln = f"{100 * r['pass@'][str(args.k)]:.1f}", f"{r['mean_len']:.0f}"
+        else:
+            s_, p_, ln = g, "–", f"{r['greedy_len']:.0f}"
+        print(f"| {a} | {g} | {s_} | {p_} | {ln} | {100 * r['truncated_frac']:.0f} | {timings.get(a, 0):.0f} "
+              f"| {ours[a]} | {PAPER[a]} | {paper[a]} |")
+    agree = sum(ours[a] == paper[a] for a in arms)
+    print(f"\nranks equal to the paper's: {agree}/{len(arms)} (ties share a rank)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-max-new-tokens", type=int, default=160)
     ap.add_argument("--engine", choices=["hf", "vllm"], default="hf")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--table-only", action="store_true", help="reprint the table from OUT/eval/results.json")
     args = ap.parse_args(argv)
 
     from srlkit.config import DecomposeConfig, EvalConfig, load_recipe
@@ -111,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = [a for a in arms if a not in ARMS]
     if bad:
         ap.error(f"unknown arm(s) {bad}; known: {', '.join(ARMS)}")
+    if args.table_only:
+        summary = json.loads((args.out / "eval" / "results.json").read_text())
+        print_table(summary, arms, args, {a: train_seconds(args.out / "runs" / a) for a in arms})
+        return 0
     t0 = time.perf_counter()
     task_dir = args.out / "task"
     train_jsonl, heldout = write_task(task_dir, args.train_size, args.eval_size, args.seed)
@@ -129,9 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                 import shutil
 
                 shutil.rmtree(run)
-            s = time.perf_counter()
             train(arm_config(recipe, arm, args, data, run))
-            timings[arm] = time.perf_counter() - s
+        timings[arm] = train_seconds(run)
         models.append(f"{arm}={run}")
     s = time.perf_counter()
     cfg = EvalConfig(bench=[str(heldout)], k=args.k, temperature=1.0, max_new_tokens=args.eval_max_new_tokens,
@@ -139,29 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = evaluate(models, cfg, args.out / "eval" / "results.json", show=False)
     eval_s = time.perf_counter() - s
 
-    res = {arm: summary["results"][arm]["heldout"] for arm in arms}
-    key = f"avg@{args.k}" if args.k else "greedy_acc"
-    ours = rank({a: r[key] for a in arms})
-    paper = rank({a: PAPER[a] for a in arms})
-    print(f"\nCurriculum comparison: gsm_symbolic held-out n={res[arms[0]]['n']}, "
-          f"{args.steps} optimizer steps per arm, base {args.model or 'SmolLM2-135M-Instruct (bundled)'}")
-    head = f"| arm | greedy % [95% CI] | {key} % [95% CI] | pass@{args.k} % | mean len | train s | our rank | paper avg | paper rank |"
-    print(head)
-    print("|" + "---|" * (head.count("|") - 1))
-    for a in sorted(arms, key=lambda x: paper[x]):
-        r = res[a]
-        g = f"{100 * r['greedy_acc']:.1f} [{100 * r['greedy_ci'][0]:.1f}, {100 * r['greedy_ci'][1]:.1f}]"
-        if args.k:
-            s_ = f"{100 * r[key]:.1f} [{100 * r['avg_ci'][0]:.1f}, {100 * r['avg_ci'][1]:.1f}]"
-            p_ = f"{100 * r['pass@'][str(args.k)]:.1f}"
-            ln = f"{r['mean_len']:.0f}"
-        else:
-            s_, p_, ln = g, "–", f"{r['greedy_len']:.0f}"
-        print(f"| {a} | {g} | {s_} | {p_} | {ln} | {timings.get(a, 0):.0f} | {ours[a]} | {PAPER[a]} | {paper[a]} |")
-    agree = sum(ours[a] == paper[a] for a in arms)
-    print(f"\nranks agreeing with the paper's ordering: {agree}/{len(arms)}; "
-          f"eval {eval_s:.0f} s; total {time.perf_counter() - t0:.0f} s")
-    print(f"results: {args.out / 'eval' / 'results.json'}")
+    print_table(summary, arms, args, timings)
+    print(f"eval {eval_s:.0f} s; total {time.perf_counter() - t0:.0f} s; results: {args.out / 'eval' / 'results.json'}")
     return 0
 
 

@@ -70,7 +70,14 @@ def matmul_peak(n: int = 1024, reps: int = 5) -> float:
 def run_srlkit(a) -> dict:
     import torch
 
-    from srlkit.config import LoraConfig, LossConfig, ModelConfig, PhaseConfig, RolloutConfig, SamplingConfig
+    from srlkit.config import (
+        LoraConfig,
+        LossConfig,
+        ModelConfig,
+        PhaseConfig,
+        RolloutConfig,
+        SamplingConfig,
+    )
     from srlkit.rewards.base import ScoreResult
     from srlkit.rollout import make_engine
     from srlkit.train.data import PromptTable

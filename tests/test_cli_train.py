@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tomllib
 
 import pytest
+import tomllib
 
 sys.path.insert(0, os.path.dirname(__file__))  # the shared helpers next to this file
-import test_train_fixtures as fx  # noqa: E402
-from test_train_fixtures import tiny_data  # noqa: F401, E402  (fixture)
+import test_train_fixtures as fx
+from test_train_fixtures import tiny_data  # noqa: F401  (fixture)
 
 
 def test_help_is_fast_and_lists_options(cli):
@@ -28,7 +28,7 @@ def test_dry_run_prints_resolved_toml(cli):
     cfg = tomllib.loads(res.out)
     assert cfg["curriculum"] == ["rlvr", "srl"] and cfg["seed"] == 7
     assert cfg["phases"]["srl"]["lr"] == 1e-6 and cfg["phases"]["srl"]["steps"] == 3
-    assert cfg["phases"]["rlvr"]["steps"] == 3 and cfg["phases"]["sft"]["steps"] == 6  # not in the curriculum: untouched
+    assert cfg["phases"]["rlvr"]["steps"] == 3 and cfg["phases"]["sft"]["steps"] == 5  # not in the curriculum: untouched
     assert cfg["model"]["lora"]["enabled"] is False and cfg["loss"]["aggregation"] == "dr_grpo"
 
 

@@ -57,7 +57,7 @@ def length_reward(completions, rows):
 
 def install() -> None:
     """Register the test reward; stand in for sibling modules only while they are missing."""
-    import srlkit.rewards.base as base
+    from srlkit.rewards import base
 
     if "test_len" not in base.REGISTRY:
         base.REGISTRY["test_len"] = lambda **kw: length_reward
@@ -79,7 +79,7 @@ def install() -> None:
         mod.build_scorer = build_scorer
         sys.modules["srlkit.rewards.scorer"] = mod
     try:
-        from srlkit.sampling.dynamic import informative_mask  # noqa: F401
+        from srlkit.sampling.dynamic import informative_mask
     except ImportError:
         mod = types.ModuleType("srlkit.sampling.dynamic")
 
@@ -90,7 +90,7 @@ def install() -> None:
 
         mod.informative_mask = informative_mask
         sys.modules["srlkit.sampling.dynamic"] = mod
-    import srlkit.rollout as rollout
+    from srlkit import rollout
 
     if not hasattr(rollout, "make_engine"):
         def make_engine(cfg, model, tokenizer, model_path=None):
@@ -129,8 +129,9 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def test_dataset_layout(tiny_data):
     """The fixture writes the schema's layout (guards the other tests' input)."""
-    from srlkit.schema import RLVR_COLUMNS, SRL_COLUMNS
     import polars as pl
+
+    from srlkit.schema import RLVR_COLUMNS, SRL_COLUMNS
 
     srl = pl.read_parquet(tiny_data / "srl" / "train-00000-of-00001.parquet")
     rlvr = pl.read_parquet(tiny_data / "rlvr" / "validation-00000-of-00001.parquet")

@@ -17,7 +17,7 @@ from srlkit.train.learner import Learner
 from srlkit.train.model import load_policy
 
 sys.path.insert(0, os.path.dirname(__file__))  # the shared helpers next to this file
-from test_train_fixtures import tiny_data  # noqa: F401, E402  (fixture)
+from test_train_fixtures import tiny_data  # noqa: F401  (fixture)
 
 
 def _policy(tiny_model_dir, lora=True, beta=0.0):

@@ -9,7 +9,14 @@ import torch
 
 from srlkit.train.advantages import group_advantages, group_std
 from srlkit.train.learner import lr_lambda
-from srlkit.train.loss import aggregate, batch_norm, kl_k3, policy_loss, token_entropy, token_logprobs
+from srlkit.train.loss import (
+    aggregate,
+    batch_norm,
+    kl_k3,
+    policy_loss,
+    token_entropy,
+    token_logprobs,
+)
 
 CLIP = dict(clip_low=0.2, clip_high=0.28)
 

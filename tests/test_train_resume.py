@@ -19,8 +19,8 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))  # the shared helpers next to this file
-import test_train_fixtures as fx  # noqa: E402
-from test_train_fixtures import tiny_data  # noqa: F401, E402  (fixture)
+import test_train_fixtures as fx
+from test_train_fixtures import tiny_data  # noqa: F401  (fixture)
 
 WRAPPER = (
     "import sys; sys.path.insert(0, {tests!r}); import test_train_fixtures as f; f.install(); "

@@ -27,7 +27,7 @@ class TrajBuffer:
         self.title_hint = title_hint
         self.cols: dict[str, list] = {c: [] for c in (
             "_seq", "trajectory_id", "source_row", "problem", "answer", "strategy",
-            "shown", "numbered", "targets", "hints", "titles", "hashes")}
+            "shown", "targets", "hints", "titles", "hashes")}
 
     def __len__(self) -> int:
         return len(self.cols["_seq"])
@@ -46,7 +46,6 @@ class TrajBuffer:
         c["answer"].append(answer)
         c["strategy"].append(strategy)
         c["shown"].append(shown)
-        c["numbered"].append([f"{k}. {s}" for k, s in enumerate(shown, 1)])
         c["targets"].append(targets)
         c["hints"].append(hints)
         c["titles"].append(titles)
@@ -99,8 +98,11 @@ def expand(buf: TrajBuffer, targets: str, templates: Templates) -> pl.DataFrame:
         "problem": pl.Series(c["problem"], dtype=pl.String),
         "answer": pl.Series(c["answer"], dtype=pl.String),
         "strategy": pl.Series(c["strategy"], dtype=pl.String),
-        **{k: _lists(c[k], pl.String) for k in ("shown", "numbered", "targets", "hints", "titles", "hashes")},
+        **{k: _lists(c[k], pl.String) for k in ("shown", "targets", "hints", "titles", "hashes")},
     })
+    # "1. step" lines of the numbered context, made once per trajectory
+    number = (pl.int_range(pl.len()) + 1).cast(pl.String)
+    t = t.with_columns(numbered=pl.col("shown").list.eval(pl.concat_str(number, pl.lit(". "), pl.element())))
     n = pl.col("shown").list.len()
     lo = pl.lit(1) if targets == "skip-first" else pl.lit(0)
     hi = n - 1 if targets == "skip-last" else n

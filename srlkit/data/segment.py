@@ -21,6 +21,7 @@ _MARK = re.compile(
     r"(?:step[ \t]*(?P<sn>\d{1,3})[ \t]*[:.)\-]?|(?P<n>\d{1,3})[.)](?=[ \t*]|$))",
     re.I | re.M,
 )
+_MARK_LINE = re.compile(_MARK.pattern, re.I)  # one line at a time: `$` is the line's end
 _TITLE = re.compile(r"^\*\*(?P<t>[^*\n]{1,200}?)\*\*[ \t]*[:.\-–—]?[ \t]*")
 _PARA = re.compile(r"\n[ \t]*\n+")
 _SPLIT_AT = re.compile(r"(?<=[.!?;])[ \t]+|\n+")
@@ -41,18 +42,23 @@ def numbered(text: str) -> Segmented | None:
     >>> s.titles, s.steps
     (['Add', 'Double'], ['1+1=2', '2*2=4\\nso 4.'])
     """
-    marks, expect = [], 1
-    for m in _MARK.finditer(text):
-        num = int(m.group("sn") or m.group("n"))
-        if num == expect:
-            marks.append(m)
-            expect += 1
+    # Markers sit at line starts (`^` under re.M), so only line starts are tried: matching
+    # each line is exact and far cheaper than letting the regex scan every character.
+    marks, expect, pos = [], 1, 0
+    for line in text.split("\n"):
+        m = _MARK_LINE.match(line)
+        if m is not None:
+            sn, n = m.group("sn", "n")
+            if int(sn or n) == expect:
+                marks.append((pos, pos + m.end(), bool(m.group("head")), bool(m.group("bold"))))
+                expect += 1
+        pos += len(line) + 1
     if len(marks) < 2:
         return None
     steps, titles = [], []
-    for i, m in enumerate(marks):
-        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
-        title, body = _split_title(text[m.end() : end], bool(m.group("head")), bool(m.group("bold")))
+    for i, (_, stop, head, bold) in enumerate(marks):
+        end = marks[i + 1][0] if i + 1 < len(marks) else len(text)
+        title, body = _split_title(text[stop:end], head, bold)
         steps.append(body)
         titles.append(title)
     return Segmented("numbered", steps, titles)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 
 CHAR_BUCKETS = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
@@ -12,22 +13,25 @@ def new_stats() -> dict:
             "strategies": Counter(), "rejects": Counter(), "rlvr_rejects": Counter()}
 
 
+_NAMES = [f"<={b}" for b in CHAR_BUCKETS] + [f">{CHAR_BUCKETS[-1]}"]
+
+
 def bucket(n: int) -> str:
-    for b in CHAR_BUCKETS:
-        if n <= b:
-            return f"<={b}"
-    return f">{CHAR_BUCKETS[-1]}"
+    """The histogram bucket of a step length: the smallest bound >= n.
+
+    >>> bucket(1), bucket(32), bucket(33), bucket(10**6)
+    ('<=32', '<=32', '<=64', '>8192')
+    """
+    return _NAMES[bisect_left(CHAR_BUCKETS, n)]
 
 
 def add_trajectory(stats: dict, steps: list[str], strategy: str) -> None:
     stats["steps"][str(len(steps))] += 1
     stats["strategies"][strategy] += 1
-    for s in steps:
-        n = len(s)
-        stats["chars"][bucket(n)] += 1
-        stats["char_sum"] += n
-        if n > stats["char_max"]:
-            stats["char_max"] = n
+    lengths = [len(s) for s in steps]
+    stats["chars"].update(map(bucket, lengths))  # Counter.update runs the counting loop in C
+    stats["char_sum"] += sum(lengths)
+    stats["char_max"] = max(stats["char_max"], *lengths) if lengths else stats["char_max"]
 
 
 def to_json(stats: dict) -> dict:

@@ -80,6 +80,16 @@ def _context() -> mp.context.BaseContext:
         return mp.get_context("spawn")
 
 
+_DYING: list = []  # killed workers, reaped later so that none is left a zombie
+
+
+def _reap() -> None:
+    for proc in list(_DYING):
+        if not proc.is_alive():
+            proc.join(0)
+            _DYING.remove(proc)
+
+
 class _Worker:
     def __init__(self, ctx: mp.context.BaseContext) -> None:
         self.conn, child = ctx.Pipe()
@@ -95,10 +105,15 @@ class _Worker:
             # Usually a script without an `if __name__ == "__main__":` guard (workers re-import it).
             raise RuntimeError("math-verify worker process did not start; see its stderr above")
 
-    def kill(self) -> None:
+    def kill(self, wait: bool = False) -> None:
+        """SIGKILL; by default without waiting: tearing down a process that holds gigabytes
+        of sympy integers can take seconds, and the batch must not pay for it."""
         if self.proc.is_alive():
             self.proc.kill()
-        self.proc.join(5)
+        if wait:
+            self.proc.join(5)
+        else:
+            _DYING.append(self.proc)
         self.conn.close()
 
     def stop(self) -> None:
@@ -107,7 +122,7 @@ class _Worker:
         except (OSError, BrokenPipeError):
             pass
         self.proc.join(2)
-        self.kill()
+        self.kill(wait=True)
 
 
 def _shutdown(workers: list[_Worker]) -> None:
@@ -127,6 +142,7 @@ class VerifyPool:
         self._finalizer = weakref.finalize(self, _shutdown, self._workers)
 
     def _ensure(self) -> None:
+        _reap()
         ctx = _context()
         while len(self._workers) < self.size:
             self._workers.append(_Worker(ctx))

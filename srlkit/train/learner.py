@@ -21,7 +21,13 @@ import torch
 
 from srlkit.config import LossConfig, PhaseConfig
 from srlkit.train.batch import RolloutBatch, position_ids
-from srlkit.train.loss import Norm, batch_norm, policy_loss, token_entropy, token_logprobs
+from srlkit.train.loss import (
+    Norm,
+    batch_norm,
+    policy_loss,
+    token_entropy,
+    token_logprobs,
+)
 from srlkit.train.model import Policy, eval_mode
 
 

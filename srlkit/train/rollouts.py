@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from srlkit.config import PhaseConfig, RolloutConfig, LossConfig
+from srlkit.config import LossConfig, PhaseConfig, RolloutConfig
 from srlkit.rollout.base import SamplingParams
 from srlkit.train.advantages import group_advantages, group_std
 from srlkit.train.batch import RolloutBatch, collate
