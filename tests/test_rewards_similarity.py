@@ -106,3 +106,16 @@ def test_bad_order_is_a_config_error(cli):
         make_reward("step_similarity", order="backwards")
     with pytest.raises(ConfigError, match="bad params"):
         make_reward("step_similarity", nope=1)
+
+
+def test_lenient_scores_missing_think_but_keeps_other_failures():
+    from srlkit.rewards import make_reward
+
+    rows = [{"target": "x = 3"}] * 3
+    texts = ["x = 2", "<think>unclosed x = 2", "   "]
+    strict = make_reward("step_similarity")(texts, rows)
+    lenient_fn = make_reward("step_similarity", lenient=True)
+    lenient = lenient_fn(texts, rows)
+    assert strict == [-1.0, -1.0, -1.0]
+    assert lenient == [0.8, -1.0, -1.0]
+    assert lenient_fn.last_stats["format_failures"] == 3.0  # still counted for logging

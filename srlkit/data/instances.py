@@ -1,7 +1,8 @@
 """Stage 4: turn one segmented trajectory into SRL instances and an RLVR row.
 
-Rows are appended column-wise into `Table` buffers (no per-row objects), because
-this is the hot loop of `decompose`.
+Rows are appended column-wise into `Table` buffers (no per-row objects). `decompose`
+expands text trajectories with polars instead (`expand.py`, same values); `add_srl` is
+its reference and the path for templates polars cannot render, `add_agent` serves `turns`.
 
 Targets (`--targets`): `all` (default) makes every step a target, so a trajectory of
 N steps gives N instances and step 1 is predicted from the problem alone;

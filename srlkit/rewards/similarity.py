@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from srlkit.errors import ConfigError
 from srlkit.rewards.base import Reward, register
-from srlkit.rewards.parse import parse_completion
+from srlkit.rewards.parse import MISSING_THINK, parse_completion
 
 Order = Literal["action_target", "target_action"]
 
@@ -115,13 +115,14 @@ class StepSimilarity(Reward):
     """Reward = difflib ratio of the parsed action vs `row["target"]`; `penalty` on format failure."""
 
     def __init__(self, penalty: float, order: Order, autojunk: bool, fast: bool, prefilled_think: bool,
-                 workers: int = 0) -> None:
+                 workers: int = 0, lenient: bool = False) -> None:
         super().__init__()
         self.pool = RatioPool(workers) if workers > 1 and fast else None
         if order not in ("action_target", "target_action"):
             raise ConfigError(f"step_similarity: order must be 'action_target' or 'target_action', not {order!r}")
         self.penalty, self.order, self.autojunk = float(penalty), order, bool(autojunk)
         self.fast, self.prefilled_think = bool(fast), bool(prefilled_think)
+        self.lenient = bool(lenient)
 
     def __call__(self, completions: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[float]:
         values: list[float] = [self.penalty] * len(completions)
@@ -130,11 +131,14 @@ class StepSimilarity(Reward):
         reasons: Counter[str] = Counter()
         for i, (text, row) in enumerate(zip(completions, rows, strict=True)):
             parsed = parse_completion(text, prefilled_think=self.prefilled_think)
+            action = parsed.action
             if parsed.failure:
                 reasons[parsed.failure] += 1
-                continue
+                if not (self.lenient and parsed.failure == MISSING_THINK and text.strip()):
+                    continue
+                action = text.strip()  # lenient: no think block at all -> the whole text is the action
             target = str(row["target"])
-            pairs.append((parsed.action, target) if self.order == "action_target" else (target, parsed.action))
+            pairs.append((action, target) if self.order == "action_target" else (target, action))
             where.append(i)
         # In "target_action" order the index lives on the action, so reuse rarely applies;
         # the values are the same either way.
@@ -162,15 +166,22 @@ def step_similarity(
     fast: bool = True,
     prefilled_think: bool = False,
     workers: int = 0,
+    lenient: bool = False,
 ) -> StepSimilarity:
     """The SRL step reward: difflib 2M/T of the action vs the expert step, `penalty` on bad format.
 
     `workers > 1` spreads batches of 256+ pairs over that many processes (same values).
+    `lenient=True` scores a completion with *no* think block as if its whole text were the
+    action, instead of the penalty. It is a shaping aid for small models that have not yet
+    learnt the format (the embedded CPU demo uses it); the paper's reward is the strict default.
+    Format failures are still counted in `last_stats` either way.
 
     >>> fn = step_similarity()
     >>> fn(["<think>easy</think> x = 2", "x = 2"], [{"target": "x = 3"}] * 2)
     [0.8, -1.0]
     >>> fn.last_stats["format/missing_think"]
     1.0
+    >>> step_similarity(lenient=True)(["x = 2", "<think>x = 2"], [{"target": "x = 3"}] * 2)
+    [0.8, -1.0]
     """
-    return StepSimilarity(penalty, order, autojunk, fast, prefilled_think, int(workers))
+    return StepSimilarity(penalty, order, autojunk, fast, prefilled_think, int(workers), bool(lenient))
