@@ -137,7 +137,7 @@ def run_stage(stage: str, src: Path, work: Path) -> dict:
     out = work / stage
     out.mkdir(parents=True, exist_ok=True)
     res = subprocess.run([sys.executable, __file__, "--_stage", stage, "--_src", str(src), "--_out", str(out)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     if res.returncode != 0:
         raise SystemExit(f"{stage} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])

@@ -27,8 +27,8 @@ def both(trajs, targets: str, hint: bool, templates: Templates) -> tuple[list[di
     table, buf = Table(shards.SCHEMAS["srl"]), TrajBuffer(hint)
     for j, steps in enumerate(trajs):
         bodies, titles = [b for b, _ in steps], [t for _, t in steps]
-        kw = dict(tid=f"t{j}", source_row=j, problem=f"prob {{x}} {j}", steps=bodies, titles=titles,
-                  answer=None if j % 2 else str(j), strategy="numbered")
+        kw = {"tid": f"t{j}", "source_row": j, "problem": f"prob {{x}} {j}", "steps": bodies,
+              "titles": titles, "answer": None if j % 2 else str(j), "strategy": "numbered"}
         add_srl(table, **kw, targets=targets, title_hint=hint, templates=templates)
         buf.add(seq=j, **kw)
     want = shards.frame(table, "srl").to_dicts()

@@ -91,6 +91,7 @@ def _lists(values: list[list], dtype: pl.DataType) -> pl.Series:
 def expand(buf: TrajBuffer, targets: str, templates: Templates) -> pl.DataFrame:
     """One row per target step, SRL columns plus `_seq` (the trajectory's order in the unit)."""
     c = buf.cols
+    lengths = pl.Series([len(v) for v in c["shown"]], dtype=pl.Int64)
     t = pl.DataFrame({
         "_seq": pl.Series(c["_seq"], dtype=pl.Int64),
         "trajectory_id": pl.Series(c["trajectory_id"], dtype=pl.String),
@@ -98,35 +99,35 @@ def expand(buf: TrajBuffer, targets: str, templates: Templates) -> pl.DataFrame:
         "problem": pl.Series(c["problem"], dtype=pl.String),
         "answer": pl.Series(c["answer"], dtype=pl.String),
         "strategy": pl.Series(c["strategy"], dtype=pl.String),
-        **{k: _lists(c[k], pl.String) for k in ("shown", "targets", "hints", "titles", "hashes")},
+        "shown": _lists(c["shown"], pl.String),
+        "_off": lengths.cum_sum() - lengths,  # where the trajectory's steps start in the flat columns
     })
-    # "1. step" lines of the numbered context, made once per trajectory
-    number = (pl.int_range(pl.len()) + 1).cast(pl.String)
+    # per-step values stay flat and are gathered per instance; only the lists that are sliced
+    # (shown, numbered) are exploded with the instances
+    flat = {k: pl.Series([x for v in c[k] for x in v], dtype=pl.String) for k in ("targets", "hints", "titles", "hashes")}
+    number = (pl.int_range(pl.len()) + 1).cast(pl.String)  # "1. step" context lines, once per trajectory
     t = t.with_columns(numbered=pl.col("shown").list.eval(pl.concat_str(number, pl.lit(". "), pl.element())))
     n = pl.col("shown").list.len()
     lo = pl.lit(1) if targets == "skip-first" else pl.lit(0)
     hi = n - 1 if targets == "skip-last" else n
     k = pl.col("k")
-    hint = pl.col("hints").list.get(k)
+    inst = (t.with_columns(num_steps=n.cast(pl.Int32), k=pl.int_ranges(lo, pl.max_horizontal(lo, hi), dtype=pl.Int64))
+            .explode("k").filter(k.is_not_null()))
+    at = inst.get_column("_off") + inst.get_column("k")
+    inst = inst.with_columns(**{f"_{name}": col.gather(at) for name, col in flat.items()})
+    hint = pl.col("_hints")
     context = pl.col("numbered").list.slice(0, k).list.join("\n")
     values = {"problem": pl.col("problem"), "step_number": (k + 1).cast(pl.String),
               "context": pl.when(k == 0).then(pl.lit(NO_CONTEXT)).otherwise(context),
               "title": hint.fill_null("")}
     user = (pl.when(hint.is_not_null()).then(template_expr(templates.srl_user_hint, values))
             .otherwise(template_expr(templates.srl_user, values)))
-    inst = (
-        t.with_columns(num_steps=n.cast(pl.Int32), k=pl.int_ranges(lo, pl.max_horizontal(lo, hi), dtype=pl.Int64))
-        .explode("k")
-        .filter(k.is_not_null())
-        .select(
-            pl.concat_str(pl.col("trajectory_id"), pl.lit("/"), k.cast(pl.String)).alias("id"),
-            "trajectory_id", "source_row", k.cast(pl.Int32).alias("step_index"), "num_steps", "problem",
-            pl.col("shown").list.slice(0, k).alias("context_steps"),
-            pl.col("targets").list.get(k).alias("target"),
-            pl.col("titles").list.get(k).alias("target_title"),
-            pl.col("hashes").list.get(k).alias("target_hash"),
-            "answer", "strategy", user.alias("_user"), "_seq",
-        )
+    inst = inst.select(
+        pl.concat_str(pl.col("trajectory_id"), pl.lit("/"), k.cast(pl.String)).alias("id"),
+        "trajectory_id", "source_row", k.cast(pl.Int32).alias("step_index"), "num_steps", "problem",
+        pl.col("shown").list.slice(0, k).alias("context_steps"),
+        pl.col("_targets").alias("target"), pl.col("_titles").alias("target_title"),
+        pl.col("_hashes").alias("target_hash"), "answer", "strategy", user.alias("_user"), "_seq",
     )
     return inst.with_columns(prompt=_messages(templates.srl_system, inst.get_column("_user"))).select(
         *[c for c in inst.columns if c not in ("_user", "_seq")], "prompt", "_seq")

@@ -19,13 +19,13 @@ from srlkit.data.sources import Reject
 _MARK = re.compile(
     r"^[ \t]*(?P<head>#{1,6}[ \t]*)?(?P<bold>\*\*)?"
     r"(?:step[ \t]*(?P<sn>\d{1,3})[ \t]*[:.)\-]?|(?P<n>\d{1,3})[.)](?=[ \t*]|$))",
-    re.I | re.M,
+    re.IGNORECASE | re.MULTILINE,
 )
-_MARK_LINE = re.compile(_MARK.pattern, re.I)  # one line at a time: `$` is the line's end
+_MARK_LINE = re.compile(_MARK.pattern, re.IGNORECASE)  # one line at a time: `$` is the line's end
 _TITLE = re.compile(r"^\*\*(?P<t>[^*\n]{1,200}?)\*\*[ \t]*[:.\-–—]?[ \t]*")
 _PARA = re.compile(r"\n[ \t]*\n+")
 _SPLIT_AT = re.compile(r"(?<=[.!?;])[ \t]+|\n+")
-_HEADER = re.compile(r"^\s*(?:\*\*)?SOLUTION:?(?:\*\*)?\s*$", re.I)
+_HEADER = re.compile(r"^\s*(?:\*\*)?SOLUTION:?(?:\*\*)?\s*$", re.IGNORECASE)
 
 
 @dataclass

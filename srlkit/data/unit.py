@@ -16,8 +16,8 @@ import polars as pl
 from srlkit.data import instances as inst
 from srlkit.data import shards
 from srlkit.data import stats as st
-from srlkit.data.expand import TrajBuffer, can_expand, expand
 from srlkit.data.answers import extract_answer, strip_thinking
+from srlkit.data.expand import TrajBuffer, can_expand, expand
 from srlkit.data.presets import Columns, extract
 from srlkit.data.segment import Segmented, apply_limits, segment_text
 from srlkit.data.sources import Reject
