@@ -109,3 +109,10 @@ def test_real_smollm2_runs_a_couple_of_steps(cli, tmp_path, smollm2_dir, tiny_da
     assert [r["phase"] for r in rows] == ["srl", "rlvr"]
     assert "reward/step_similarity" in rows[0] or rows[0]["sampling/kept"] == 0
     assert (out / "final" / "model.safetensors").is_file()
+
+
+def test_set_typo_anywhere_in_the_recipe_is_a_one_line_error(cli):
+    res = cli("train", "--dry-run", "--set", "train.phases.srl.lrr=1")
+    assert res.code == 2 and "lrr" in res.err and len(res.err.strip().splitlines()) == 1
+    res = cli("train", "--dry-run", "--set", "nosuchstage.x=1")
+    assert res.code == 2 and "nosuchstage" in res.err

@@ -47,3 +47,15 @@ def test_never_raises_on_any_text(text):
 def test_balanced_content_roundtrips(inner):
     if inner.strip():
         assert extract_boxed(f"text \\boxed{{{inner}}} end") == inner.strip()
+
+
+def test_extract_boxed_is_linear_on_unclosed_boxes():
+    import time
+
+    from srlkit.data.answers import extract_boxed
+
+    text = "\\boxed{" * 20_000 + "x"
+    t0 = time.perf_counter()
+    assert extract_boxed(text) is None
+    # generous bound: the old quadratic scan took tens of seconds here
+    assert time.perf_counter() - t0 < 2.0

@@ -1,13 +1,10 @@
-"""Shared helpers for the train tests: a tiny decomposed dataset, a test reward, and
-stand-ins for sibling modules that have not landed yet (used only when they are missing).
+"""Shared helpers for the train tests: a tiny decomposed dataset and a test reward.
 
 Imported by the other test_train_* files and by the subprocess wrapper of the resume test.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -55,51 +52,21 @@ def length_reward(completions, rows):
     return [(len(c) % 17) / 16.0 for c in completions]
 
 
+def _test_len_factory(**_params):
+    """Test-only reward `test_len`: `(len(text) % 17) / 16`.
+
+    >>> _test_len_factory()(["abc"], [{}])
+    [0.1875]
+    """
+    return length_reward
+
+
 def install() -> None:
-    """Register the test reward; stand in for sibling modules only while they are missing."""
+    """Register the test reward (the CLI then finds it by name, like any reward)."""
     from srlkit.rewards import base
 
-    if "test_len" not in base.REGISTRY:
-        base.REGISTRY["test_len"] = lambda **kw: length_reward
-    try:
-        import srlkit.rewards.scorer  # noqa: F401
-    except ImportError:
-        mod = types.ModuleType("srlkit.rewards.scorer")
-
-        def build_scorer(specs, data_dir=None):
-            fns = [(s.name, s.weight, base.make_reward(s.name, **s.params)) for s in specs]
-
-            def score(completions, rows):
-                comps = {n: list(f(completions, rows)) for n, _, f in fns}
-                total = [sum(w * comps[n][i] for n, w, _ in fns) for i in range(len(completions))]
-                return base.ScoreResult(total, comps, {})
-
-            return score
-
-        mod.build_scorer = build_scorer
-        sys.modules["srlkit.rewards.scorer"] = mod
-    try:
-        from srlkit.sampling.dynamic import informative_mask
-    except ImportError:
-        mod = types.ModuleType("srlkit.sampling.dynamic")
-
-        def informative_mask(rewards, group_size, epsilon):
-            from srlkit.train.advantages import group_std
-
-            return [s > epsilon for s in group_std(rewards, group_size)]
-
-        mod.informative_mask = informative_mask
-        sys.modules["srlkit.sampling.dynamic"] = mod
-    from srlkit import rollout
-
-    if not hasattr(rollout, "make_engine"):
-        def make_engine(cfg, model, tokenizer, model_path=None):
-            from srlkit.rollout.hf import HFEngine
-
-            return HFEngine(model, tokenizer, batch_size=cfg.generation_batch_size,
-                            max_prompt_tokens=cfg.max_prompt_tokens)
-
-        rollout.make_engine = make_engine
+    base.make_reward("step_similarity")  # loads the built-in rewards first
+    base.REGISTRY.setdefault("test_len", _test_len_factory)
 
 
 def tiny_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:

@@ -21,7 +21,7 @@ def resolve_config(
     lora: bool | None = None, max_steps: int | None = None, resume: bool = False,
 ):
     """Recipe file (or the embedded default) -> `--set` overrides -> explicit flags -> TrainConfig."""
-    from srlkit.config import TrainConfig, apply_overrides, build, read_toml
+    from srlkit.config import Recipe, apply_overrides, build, read_toml
     from srlkit.errors import ConfigError
 
     path = config if config is not None else (DEFAULT_RECIPE if DEFAULT_RECIPE.is_file() else None)
@@ -39,10 +39,8 @@ def resolve_config(
     if resume:
         flags.append("train.resume=true")
     data_ = apply_overrides(data_, list(sets) + flags)
-    train = data_.get("train", {})
-    if not isinstance(train, dict):
-        raise ConfigError("the recipe's `train` must be a table")
-    cfg = build(TrainConfig, train, where=f"[train] of {path}" if path else "train config")
+    # The whole recipe is validated, so a typo in any `--set` key is an error, not ignored.
+    cfg = build(Recipe, data_, where=f"recipe {path}" if path else "config").train
     if max_steps is not None:
         if max_steps < 1:
             raise ConfigError("--max-steps must be >= 1")

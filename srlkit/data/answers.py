@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import re
 
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
+_BOXED_NAMES = ("\\boxed", "\\fbox")
 _HASHES = re.compile(r"####\s*([^\n]+)")
 _THINK_END = "</think>"
 
 
-def _braced(text: str, start: int) -> str | None:
-    """The content of the brace group opening at `text[start]` (which must be '{')."""
-    depth = 0
-    i = start
-    while i < len(text):
+MAX_BOXED_TRIES = 3  # trailing \boxed occurrences tried when the last one is unbalanced
+
+
+def _balanced_from(text: str, start: int, limit: int) -> str | None:
+    """The content of the brace group opening at `text[start] == '{'`, or None if unbalanced."""
+    depth, i, end = 0, start, min(len(text), start + limit)
+    while i < end:
         c = text[i]
-        if c == "\\":
-            i += 2  # an escaped char (\\{, \\}) never opens or closes a group
+        if c == "\\":  # \{ and \} are literal braces, not grouping
+            i += 2
             continue
         if c == "{":
             depth += 1
@@ -33,27 +35,42 @@ def _braced(text: str, start: int) -> str | None:
     return None  # unbalanced: no answer rather than a truncated one
 
 
-def extract_boxed(text: str | None) -> str | None:
-    """The content of the last `\\boxed{...}` (or `\\fbox{...}`), nested braces included.
+def extract_boxed(text: str | None, *, limit: int = 100_000) -> str | None:
+    """The content of the last balanced `\\boxed{...}` (or `\\fbox{...}`), nested braces included.
+
+    Linear and bounded: only the last few occurrences are tried, each scan stops after
+    `limit` characters, so megabytes of unclosed `\\boxed{` cost milliseconds.
 
     >>> extract_boxed(r"so \\boxed{\\frac{1}{2}} and")
     '\\\\frac{1}{2}'
     >>> extract_boxed(r"\\boxed{1} then \\boxed{ 2 }"), extract_boxed("none"), extract_boxed(r"\\boxed 7.")
     ('2', None, '7')
+    >>> extract_boxed(r"\\boxed{\\{1, 2\\}}"), extract_boxed(r"\\boxed{1"), extract_boxed(r"\\boxed 3.5")
+    ('\\\\{1, 2\\\\}', None, '3.5')
     """
     if not text or "\\" not in text:
         return None
-    found = None
-    for m in _BOXED.finditer(text):
-        end = m.end()
-        if end < len(text) and text[end] == "{":
-            inner = _braced(text, end)
-        else:  # `\boxed 7`: a bare token
-            tok = re.match(r"[^\s$.,;]+", text[end:])
-            inner = tok.group(0) if tok else None
-        if inner is not None and inner.strip():
-            found = inner.strip()
-    return found
+    hits: list[int] = []
+    for name in _BOXED_NAMES:
+        pos = len(text)
+        for _ in range(MAX_BOXED_TRIES):
+            pos = text.rfind(name, 0, pos)
+            if pos < 0:
+                break
+            hits.append(pos)
+    for pos in sorted(hits, reverse=True)[:MAX_BOXED_TRIES]:
+        j = pos + (len("\\boxed") if text.startswith("\\boxed", pos) else len("\\fbox"))
+        while j < len(text) and text[j] in " \t":
+            j += 1
+        if j < len(text) and text[j] == "{":
+            inner = _balanced_from(text, j, limit)
+            if inner is not None and inner.strip():
+                return inner.strip()
+        elif j < len(text) and text[j - 1] in " \t":  # `\boxed 7`: a bare token
+            m = re.match(r"[^\s$]+", text[j : j + 300])
+            if m and m.group(0).rstrip(".,;"):
+                return m.group(0).rstrip(".,;")
+    return None
 
 
 def extract_hashes(text: str | None) -> str | None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 
-_BOXED = ("\\boxed", "\\fbox")
+from srlkit.data.answers import extract_boxed  # the one linear, bounded implementation
+
 _HASH = re.compile(r"^[ \t]*####[ \t]*(\S[^\n]*)$", re.MULTILINE)
 _ANSWER_IS = re.compile(r"answer is[ \t]*:?[ \t]*([^\n]{1,300})", re.IGNORECASE)
-MAX_BOXED_TRIES = 3  # how many trailing \boxed occurrences to try when the last is unbalanced
 
 
 def strip_think(text: str) -> str:
@@ -34,55 +34,6 @@ def strip_think(text: str) -> str:
             break
         pos = end + len("</think>")
     return "".join(parts)
-
-
-def _balanced_from(text: str, start: int, limit: int) -> str | None:
-    """The content of the brace group opening at `text[start] == '{'`, or None if unbalanced."""
-    depth, i, end = 0, start, min(len(text), start + limit)
-    while i < end:
-        c = text[i]
-        if c == "\\":  # \{ and \} are literal braces, not grouping
-            i += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1:i]
-        i += 1
-    return None
-
-
-def extract_boxed(text: str, *, limit: int = 100_000) -> str | None:
-    """The content of the last balanced `\\boxed{...}` (nested braces allowed), else None.
-
-    >>> extract_boxed(r"so \\boxed{\\frac{1}{2}} and finally \\boxed{x^{2}}")
-    'x^{2}'
-    >>> extract_boxed(r"\\boxed 5"), extract_boxed(r"\\boxed{\\{1, 2\\}}"), extract_boxed(r"\\boxed{1")
-    ('5', '\\\\{1, 2\\\\}', None)
-    """
-    hits: list[int] = []
-    for name in _BOXED:
-        pos = len(text)
-        for _ in range(MAX_BOXED_TRIES):
-            pos = text.rfind(name, 0, pos)
-            if pos < 0:
-                break
-            hits.append(pos)
-    for pos in sorted(hits, reverse=True)[:MAX_BOXED_TRIES]:
-        j = pos + (len("\\boxed") if text.startswith("\\boxed", pos) else len("\\fbox"))
-        while j < len(text) and text[j] == " ":
-            j += 1
-        if j < len(text) and text[j] == "{":
-            inner = _balanced_from(text, j, limit)
-            if inner is not None:
-                return inner.strip()
-        elif j > pos and j < len(text) and text[j - 1] == " ":  # `\boxed 5`
-            m = re.match(r"[^\s$]+", text[j:j + 300])
-            if m:
-                return m.group(0)
-    return None
 
 
 def extract_hash(text: str) -> str | None:
