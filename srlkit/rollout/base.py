@@ -60,3 +60,13 @@ class EngineStats:
     tokens: int = 0
     seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+
+    def record(self, n_prompts: int, samples: list[Sample], seconds: float) -> None:
+        """Add one generate call's counts (both engines keep the same stats)."""
+        self.calls += 1
+        self.prompts += n_prompts
+        self.samples += len(samples)
+        self.tokens += sum(len(x.token_ids) for x in samples)
+        self.seconds += seconds
+        truncated = sum(x.finish_reason == "length" for x in samples)
+        self.extra["truncated"] = self.extra.get("truncated", 0.0) + truncated

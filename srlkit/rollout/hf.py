@@ -132,7 +132,7 @@ class HFEngine:
                 samples.extend(self._generate_rows([rows[i] for i in part], params))
                 if self.progress is not None:
                     self.progress(part.stop, len(rows))
-        self._count(len(prompts), samples, time.perf_counter() - start)
+        self.stats.record(len(prompts), samples, time.perf_counter() - start)
         return [samples[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
 
     def load_weights(self, model: Any) -> None:
@@ -215,12 +215,3 @@ class HFEngine:
             text = self.tokenizer.decode(toks, skip_special_tokens=True)
             result.append(Sample(token_ids=toks, text=text, logprobs=lps, finish_reason=reason))
         return result
-
-    def _count(self, n_prompts: int, samples: list[Sample], seconds: float) -> None:
-        s = self.stats
-        s.calls += 1
-        s.prompts += n_prompts
-        s.samples += len(samples)
-        s.tokens += sum(len(x.token_ids) for x in samples)
-        s.seconds += seconds
-        s.extra["truncated"] = s.extra.get("truncated", 0.0) + sum(x.finish_reason == "length" for x in samples)

@@ -153,7 +153,7 @@ class VLLMEngine:
             kwargs["lora_request"] = self._lora
         outputs = self.llm.generate(inputs, per_prompt, **kwargs)
         result = [self._to_samples(o, params) for o in outputs]
-        self._count(len(prompts), [s for g in result for s in g], time.perf_counter() - start)
+        self.stats.record(len(prompts), [s for g in result for s in g], time.perf_counter() - start)
         return result
 
     def load_weights(self, model: Any) -> None:
@@ -263,12 +263,3 @@ class VLLMEngine:
             return int(self.llm.llm_engine.model_config.get_vocab_size())
         except Exception:
             return None
-
-    def _count(self, n_prompts: int, samples: list[Sample], seconds: float) -> None:
-        s = self.stats
-        s.calls += 1
-        s.prompts += n_prompts
-        s.samples += len(samples)
-        s.tokens += sum(len(x.token_ids) for x in samples)
-        s.seconds += seconds
-        s.extra["truncated"] = s.extra.get("truncated", 0.0) + sum(x.finish_reason == "length" for x in samples)
