@@ -42,3 +42,14 @@ def test_card_front_matter_stats_and_embeddings(tmp_path):
     vecs = datasets.load_dataset(str(out), "embeddings-mini", split="train")
     assert vecs.num_rows == srl["target_hash"].n_unique()
     assert datasets.load_dataset(str(out), "srl", split="train").num_rows == srl.height
+
+
+def test_card_has_steps_histogram_png(tmp_path):
+    from srlkit.config import DecomposeConfig
+    from srlkit.data.decompose import decompose
+
+    out = tmp_path / "champ"
+    decompose(DecomposeConfig(limit=30), out)
+    png = out / "steps_hist.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![Steps per trajectory](steps_hist.png)" in (out / "README.md").read_text()

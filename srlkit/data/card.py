@@ -9,6 +9,7 @@ adds `manifest["embeddings"]` and calls `write_card` again.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from srlkit.data.shards import write_text
@@ -163,5 +164,26 @@ def write_card(out: Path | str) -> Path:
     out = Path(out)
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     path = out / "README.md"
-    write_text(render(manifest), path)
+    text = render(manifest)
+    if _write_histogram(out):
+        text = text.replace(
+            "## Stats\n", "## Stats\n\n![Steps per trajectory](steps_hist.png)\n", 1
+        )
+    write_text(text, path)
     return path
+
+
+HISTOGRAM = "steps_hist.png"
+
+
+def _write_histogram(out: Path) -> bool:
+    """Steps-per-trajectory histogram PNG beside the card (skipped without matplotlib)."""
+    try:
+        from srlkit.report.plots import plot_steps_histogram
+    except ImportError:  # matplotlib is optional for data prep
+        return False
+    tmp = out / (HISTOGRAM + ".tmp.png")
+    if plot_steps_histogram(out, tmp) is None:
+        return False
+    os.replace(tmp, out / HISTOGRAM)
+    return True

@@ -27,7 +27,8 @@ def _plt():
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    # No "Software" metadata: the same data gives the same PNG bytes (dataset cards are deterministic).
+    fig.savefig(path, dpi=110, metadata={"Software": None})
     _plt().close(fig)
     return path
 
