@@ -81,7 +81,7 @@ def render(manifest: dict) -> str:
         "",
         f"# SRL / RLVR step data from {src['name']}",
         "",
-        "Made by [srlkit](https://github.com/) `decompose`: expert trajectories split into steps, "
+        "Made by `srlkit decompose`: expert trajectories split into steps, "
         "one **SRL** instance per target step (predict the expert's next step given the problem "
         "and the steps so far) and one **RLVR** row per problem with a verified final answer.",
         "",

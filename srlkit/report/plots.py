@@ -180,6 +180,7 @@ def plot_steps_histogram(data_dir: Path, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(5.5, 3.3))
     lo, hi = min(counts), max(counts)
     ax.hist(counts, bins=[b - 0.5 for b in range(lo, hi + 2)], color="tab:blue", edgecolor="white")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # steps are whole numbers
     ax.set_xlabel("steps per trajectory")
     ax.set_ylabel("trajectories")
     ax.set_title(f"{len(counts)} trajectories, median {sorted(counts)[len(counts) // 2]} steps")
