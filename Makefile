@@ -31,12 +31,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/srlkit run pipelines/tiny-cpu.toml
 
-# The suite CI runs: unit tests plus the few real-model `slow` tests (they fit the budget).
+# The suite CI runs: fast unit and CLI tests on the tiny model (~10 min budget on 2 cores).
 test: $(STAMP)
-	$(PY) -m pytest -m "not gpu" -q
-
-test-fast: $(STAMP)
 	$(PY) -m pytest -m "not gpu and not slow" -q
+
+# The real-SmolLM2 end-to-end tests and the real-SIGKILL resume test (slow on 2 cores).
+test-slow: $(STAMP)
+	$(PY) -m pytest -m "slow and not gpu" -q
 
 bench: $(STAMP)
 	$(PY) -m pip install -q ".[bench]"
