@@ -87,7 +87,8 @@ def shard_name(split: str, index: int, total: int) -> str:
 #
 #   RUN/config.toml                 the resolved TrainConfig
 #   RUN/state.json                  {"phase", "phase_index", "step", "done": [phases], "finished": bool}
-#   RUN/metrics.jsonl               one JSON object per optimizer step, keys in METRIC_KEYS (+ reward/<name>)
+#   RUN/metrics.jsonl               one JSON object per optimizer step, keys in METRIC_KEYS, plus
+#                                   reward/<name> per reward component and score/<count> (format failures, scoring errors)
 #   RUN/eval.jsonl                  one object per validation: {"phase","step","val/reward_mean",...}
 #   RUN/samples/<phase>-<step:06d>.jsonl   a few completions with their rewards
 #   RUN/tb/                         TensorBoard events

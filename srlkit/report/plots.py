@@ -53,7 +53,7 @@ def _series(rows: list[Row], key: str) -> tuple[list[float], list[float]]:
 def reward_components(rows: list[Row]) -> list[str]:
     """`reward/<name>` keys other than the summary statistics, sorted."""
     keys = {k for r in rows for k in r if k.startswith("reward/")}
-    return sorted(keys - {"reward/mean", "reward/std"})
+    return sorted(keys - {"reward/mean", "reward/std", "reward/group_std"})
 
 
 def plot_rewards(rows: list[Row], path: Path, val_rows: list[Row] | None = None) -> Path | None:

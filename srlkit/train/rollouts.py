@@ -123,8 +123,8 @@ def rl_rollouts(
     }
     for name, v in comp_vals.items():
         m[f"reward/{name}"] = sum(v) / max(1, len(v))
-    for key, v in score_stats.items():  # e.g. format failures, scoring errors (summed over attempts)
-        m[f"reward/{key}"] = v
+    for key, v in score_stats.items():  # counts, e.g. format failures, scoring errors (summed over attempts)
+        m[f"score/{key}"] = v
     return StepRollouts(batch, m, samples)
 
 
