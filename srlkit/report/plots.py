@@ -160,6 +160,7 @@ def plot_eval(summary: dict[str, Any], path: Path) -> Path | None:
             ax.bar(xs, ys, width=width, yerr=[lo, hi], capsize=3, label=m)
         ax.set_xticks(range(len(benches)), benches)
         ax.set_ylabel("% correct")
+        ax.set_ylim(0, 100)  # accuracies: a fixed scale keeps all-zero results readable
         ax.set_title(f"{title} (95% bootstrap CI)")
         ax.legend(fontsize=7)
     return _save(fig, path)

@@ -57,6 +57,9 @@ def rl_rollouts(
     timing = {"generate": 0.0, "reward": 0.0}
     found = [0]
     score_stats: dict[str, float] = {}
+    # Everything generated, kept or filtered: what the policy did this step (for logging).
+    seen: dict[str, list] = {"rewards": [], "lens": [], "trunc": []}
+    seen_comps: dict[str, list[float]] = {}
 
     def attempt(k: int) -> list[Any]:
         idx = table.take(max(1, want - found[0]))
@@ -77,6 +80,12 @@ def rl_rollouts(
                 score_stats[key] = score_stats.get(key, 0.0) + float(v)
         timing["generate"] += t1 - t0
         timing["reward"] += time.perf_counter() - t1
+        seen["rewards"] += total
+        seen["lens"] += [len(s.token_ids) for s in flat]
+        seen["trunc"] += [s.finish_reason == "length" for s in flat]
+        for name, v in res.components.items():
+            if "/" not in name:
+                seen_comps.setdefault(name, []).extend(v)
         groups = []
         for j, i in enumerate(idx):
             sl = slice(j * G, (j + 1) * G)
@@ -89,39 +98,37 @@ def rl_rollouts(
                                      eps=eps, enabled=phase.sampling.dynamic)
     groups = [(g.payload[0], g.payload[1], list(g.rewards), g.payload[2]) for g in kept]
     t_gen, t_rew = timing["generate"], timing["reward"]
-    prompts, comps_ids, rewards, keep_rows, lens, trunc = [], [], [], [], [], []
-    comp_vals: dict[str, list[float]] = {}
+    prompts, comps_ids, rewards, keep_rows = [], [], [], []
     samples = []
-    for i, group, rs, comps in groups:
+    for i, group, rs, _comps in groups:
         for j, s in enumerate(group):
             prompts.append(table.prompt_ids[i])
             comps_ids.append(list(s.token_ids))
             rewards.append(rs[j])
-            lens.append(len(s.token_ids))
-            trunc.append(s.finish_reason == "length")
             keep_rows.append(not (rollout.truncation == "mask" and s.finish_reason == "length"))
-            for name, v in comps.items():
-                comp_vals.setdefault(name, []).append(v[j])
         if len(samples) < n_samples:
             samples.append({"id": table.rows[i].get("id"), "completion": group[0].text, "reward": rs[0],
                             "target": table.rows[i].get("target", table.rows[i].get("answer"))})
     adv = group_advantages(rewards, G, scale_std=loss.scale_std, eps=loss.std_eps) if rewards else []
     batch = collate(prompts, comps_ids, adv, pad_id=pad_id, keep=keep_rows,
                     temperature=rollout.temperature, max_new_tokens=rollout.max_new_tokens)
-    n = max(1, len(rewards))
-    mean = sum(rewards) / n
+    all_r = seen["rewards"]
+    n = max(1, len(all_r))
+    mean = sum(all_r) / n
     m = {
+        # reward and completion stats cover every generated sample, kept or filtered;
+        # reward/group_std covers the kept (trained-on) groups.
         "reward/mean": mean,
-        "reward/std": (sum((r - mean) ** 2 for r in rewards) / n) ** 0.5,
+        "reward/std": (sum((r - mean) ** 2 for r in all_r) / n) ** 0.5,
         "reward/group_std": sum(group_std(rewards, G)) / max(1, len(groups)) if rewards else 0.0,
         **report.as_metrics(),
-        "completion/len_mean": sum(lens) / n,
-        "completion/truncated_frac": sum(trunc) / n,
+        "completion/len_mean": sum(seen["lens"]) / n,
+        "completion/truncated_frac": sum(seen["trunc"]) / n,
         "time/generate": t_gen,
         "time/reward": t_rew,
-        "tokens/generated": float(sum(lens)),
+        "tokens/generated": float(sum(seen["lens"])),
     }
-    for name, v in comp_vals.items():
+    for name, v in seen_comps.items():
         m[f"reward/{name}"] = sum(v) / max(1, len(v))
     for key, v in score_stats.items():  # counts, e.g. format failures, scoring errors (summed over attempts)
         m[f"score/{key}"] = v
