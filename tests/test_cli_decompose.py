@@ -79,9 +79,6 @@ def test_one_line_errors(cli, tmp_path):
         assert "Traceback" not in res.err
 
 
-@pytest.mark.xfail(reason="srlkit.cli.main catches click.UsageError, but typer raises its vendored "
-                          "typer._click UsageError, so an unknown flag still prints a traceback (lead's file)",
-                   strict=False)
 def test_unknown_flag_is_one_line(cli, tmp_path):
     res = cli("decompose", "--bogus", "--out", tmp_path / "o")
     assert res.code == 2 and "No such option" in res.err and res.err.count("\n") == 1

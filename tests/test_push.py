@@ -104,7 +104,7 @@ def test_push_dataset_one_commit(cli, fake_hub, dataset_dir):
     assert lines[0]["key"] == "header"
     files = {ln["value"]["path"]: ln["value"] for ln in lines if ln["key"] == "file"}
     manifest = json.loads((dataset_dir / "manifest.json").read_text())
-    assert set(files) == set(manifest["files"]) | {"README.md", "manifest.json"}
+    assert set(files) == set(manifest["files"]) | {"README.md", "manifest.json", "steps_hist.png"}
     card = base64.b64decode(files["README.md"]["content"]).decode()
     assert card == (dataset_dir / "README.md").read_text()
     assert any(p.endswith("/commit/v1") for p in paths)
