@@ -1,7 +1,8 @@
 """A loopback stand-in for the Hugging Face Hub's write API, for push tests (no network).
 
 It answers the calls `huggingface_hub` makes for `create_repo` + `upload_folder`/`create_commit`:
-`POST /api/repos/create`, `POST /api/validate-yaml`, `POST /api/{type}s/{repo}/preupload/{rev}` (everything "regular",
+`POST /api/repos/create`, `POST /api/validate-yaml` (a dataset card must declare `configs:`),
+`POST /api/{type}s/{repo}/branch/{rev}`, `POST /api/{type}s/{repo}/preupload/{rev}` (everything "regular",
 so file bytes travel base64 inside the commit) and `POST /api/{type}s/{repo}/commit/{rev}`
 (ndjson), plus `GET /api/whoami-v2`. Received repos and files are kept in `HubStub.repos`
 for assertions. Use the `hub_stub` fixture: it points `huggingface_hub` at the server and
@@ -29,6 +30,7 @@ class StubRepo:
     private: bool
     files: dict[str, bytes] = field(default_factory=dict)
     commits: list[dict] = field(default_factory=list)
+    branches: set[str] = field(default_factory=lambda: {"main"})
 
 
 class HubStub:
@@ -83,9 +85,13 @@ class HubStub:
                 body = self._body()
                 path = self.path.split("?")[0]
                 if path == "/api/validate-yaml":  # the Hub checks a README's YAML metadata block
-                    content = json.loads(body).get("content", "")
+                    req = json.loads(body)
+                    content = req.get("content", "")
                     stub.validated.append(content)
-                    ok = content.startswith("---\n") and "\n---\n" in content[3:]
+                    has_meta = content.startswith("---\n")
+                    ok = not has_meta or "\n---\n" in content[3:]  # an opened block must close
+                    if req.get("repoType") == "dataset":  # our dataset cards must declare their configs
+                        ok = has_meta and ok and "\nconfigs:" in content.split("\n---\n", 1)[0]
                     if ok:
                         return self._reply(200, {"errors": [], "warnings": []})
                     return self._reply(400, {"errors": [{"message": "stub: no YAML metadata block"}]})
@@ -97,8 +103,17 @@ class HubStub:
                     url = f"{stub.endpoint}/{'datasets/' if rtype == 'dataset' else ''}{rid}"
                     if key in stub.repos:
                         return self._reply(409, {"error": "You already created this repo", "url": url})
-                    stub.repos[key] = StubRepo(rtype, bool(req.get("private")))
+                    private = bool(req.get("private")) or req.get("visibility") == "private"  # new clients send visibility
+                    stub.repos[key] = StubRepo(rtype, private)
                     return self._reply(200, {"url": url, "name": rid})
+                m = re.match(r"^/api/(model|dataset|space)s/([^/]+/[^/]+)/branch/(.+)$", path)
+                if m:  # create_branch: remember it, commits to it are then accepted
+                    rtype, rid, branch = m.groups()
+                    repo = stub.repos.get(f"{rtype}:{rid}")
+                    if repo is None:
+                        return self._reply(404, {"error": "Repository not found"})
+                    repo.branches.add(branch)
+                    return self._reply(200, {})
                 m = re.match(r"^/api/(model|dataset|space)s/([^/]+/[^/]+)/(preupload|commit)/(.+)$", path)
                 if not m:
                     return self._reply(404, {"error": f"stub: POST {path} not handled"})
