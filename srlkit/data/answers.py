@@ -73,6 +73,18 @@ def extract_boxed(text: str | None, *, limit: int = 100_000) -> str | None:
     return None
 
 
+def last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """The last match of `pattern` in `text` (answers come last in a solution).
+
+    >>> last_match(re.compile(r"\\d"), "a1b2").group(0)
+    '2'
+    """
+    found = None
+    for found in pattern.finditer(text):  # keeps the last one
+        pass
+    return found
+
+
 def extract_hashes(text: str | None) -> str | None:
     """The answer after a GSM8K-style `#### N` marker (commas in numbers removed).
 
@@ -81,9 +93,7 @@ def extract_hashes(text: str | None) -> str | None:
     """
     if not text:
         return None
-    m = None
-    for m in _HASHES.finditer(text):
-        pass
+    m = last_match(_HASHES, text)
     if m is None:
         return None
     ans = m.group(1).strip()

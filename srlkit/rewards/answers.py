@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 
-from srlkit.data.answers import extract_boxed  # the one linear, bounded implementation
+from srlkit.data.answers import (  # the one linear, bounded implementation
+    extract_boxed,
+    last_match,
+)
 
 _HASH = re.compile(r"^[ \t]*####[ \t]*(\S[^\n]*)$", re.MULTILINE)
 _ANSWER_IS = re.compile(r"answer is[ \t]*:?[ \t]*([^\n]{1,300})", re.IGNORECASE)
@@ -42,9 +45,7 @@ def extract_hash(text: str) -> str | None:
     >>> extract_hash("so 3 + 4 = 7\\n#### 7")
     '7'
     """
-    last = None
-    for last in _HASH.finditer(text):
-        pass
+    last = last_match(_HASH, text)
     return last.group(1).strip().rstrip(".") or None if last else None
 
 
@@ -54,9 +55,7 @@ def extract_answer_is(text: str) -> str | None:
     >>> extract_answer_is("Thus the final answer is: $42$.")
     '42'
     """
-    last = None
-    for last in _ANSWER_IS.finditer(text):
-        pass
+    last = last_match(_ANSWER_IS, text)
     if not last:
         return None
     ans = last.group(1).strip().rstrip(".").strip().strip("$").strip()
