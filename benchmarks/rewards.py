@@ -1,6 +1,6 @@
 """Reward throughput: step similarity (fast path vs plain difflib), math reward, adversarial worst case.
 
-    python benchmarks/rewards.py [--pairs 10000] [--math 2000] [--timeout 5]
+    python benchmarks/rewards.py [--pairs 10000] [--math 2000] [--timeout 5] [--only similarity]
 
 Step pairs are real: CHAMP expert steps as targets, and per target G = 8 rollout-like
 actions (edited copies, truncations, other steps of CHAMP), the layout the trainer
@@ -175,6 +175,7 @@ def main() -> None:
     ap.add_argument("--math", type=int, default=2_000)
     ap.add_argument("--timeout", type=float, default=5.0)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--only", choices=["similarity"], default=None, help="skip the math and adversarial parts")
     args = ap.parse_args()
     rng = random.Random(0)
     steps = champ_steps()
@@ -185,6 +186,8 @@ def main() -> None:
             row = bench_similarity(pairs, autojunk) | {"steps": "s1K-like (joined)" if long else "CHAMP"}
             results["similarity"].append(row)
             print(json.dumps(row), flush=True)
+    if args.only == "similarity":
+        return
     results["math"] = [bench_math(args.math, w, args.timeout, rng) for w in args.workers]
     for r in results["math"]:
         print(json.dumps(r), flush=True)

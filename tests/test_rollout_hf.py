@@ -40,13 +40,14 @@ def teacher_forced(model, prompt, completion, temperature=1.0):
     return lp.gather(-1, torch.tensor(completion)[:, None])[:, 0], logits
 
 
-def boost_eos(model, eos, rows=None, from_call=0):
-    """Make EOS overwhelmingly likely (for `rows` of each batch, from the n-th forward on)."""
+def boost_eos(model, eos, rows=None, from_call=0, only_call=None):
+    """Make EOS overwhelmingly likely (for `rows` of each batch, from the n-th forward on, or
+    at forward `only_call` alone; forward 1 is the prefill, shared by a prompt's samples)."""
     calls = {"n": 0}
 
     def hook(_mod, _inp, out):
         calls["n"] += 1
-        if calls["n"] > from_call:
+        if (calls["n"] == only_call) if only_call is not None else calls["n"] > from_call:
             out = out.clone()
             out[rows if rows is not None else slice(None), :, eos] += 1e4
         return out
@@ -101,14 +102,20 @@ def test_greedy_is_argmax_and_left_padding_does_not_change_it(model, tok, prompt
 
 def test_eos_stops_row_and_padding_is_dropped(model, tok, prompts):
     eos = tok.eos_token_id
-    handle = boost_eos(model, eos, rows=0)  # only the first row of each batch stops at once
+    handle = boost_eos(model, eos, rows=0, only_call=2)  # the first row stops at its second token
     try:
         g = HFEngine(model, tok).generate(prompts[:1], SamplingParams(n=2, max_new_tokens=5, seed=0))[0]
     finally:
         handle.remove()
-    assert g[0].token_ids == [eos] and g[0].finish_reason == "stop" and g[0].text == ""
-    assert g[0].logprobs[0] == pytest.approx(0.0, abs=1e-4)
-    assert g[1].finish_reason == "length" and len(g[1].token_ids) == 5
+    assert len(g[0].token_ids) == 2 and g[0].token_ids[-1] == eos and g[0].finish_reason == "stop"
+    assert g[0].logprobs[-1] == pytest.approx(0.0, abs=1e-4)
+    assert g[1].finish_reason == "length" and len(g[1].token_ids) == 5 and eos not in g[1].token_ids
+    handle = boost_eos(model, eos)  # EOS from the prefill on: every row is a lone EOS
+    try:
+        g = HFEngine(model, tok).generate(prompts[:1], SamplingParams(n=2, max_new_tokens=5, seed=0))[0]
+    finally:
+        handle.remove()
+    assert [s.token_ids for s in g] == [[eos], [eos]] and all(s.text == "" for s in g)
 
 
 def test_eos_mid_completion_is_kept_as_last_token(model, tok, prompts):
@@ -121,6 +128,91 @@ def test_eos_mid_completion_is_kept_as_last_token(model, tok, prompts):
     for s in (s for g in groups for s in g):
         assert s.finish_reason == "stop" and len(s.token_ids) == 4 and s.token_ids[-1] == eos
         assert eos not in s.token_ids[:-1]
+
+
+def _batch_shapes(model):
+    """Record the input_ids shape of every forward (via the embedding layer)."""
+    shapes = []
+    handle = model.get_input_embeddings().register_forward_pre_hook(lambda _m, a: shapes.append(tuple(a[0].shape)))
+    return shapes, handle
+
+
+def test_group_shares_one_prefill_and_every_sample_matches_teacher_forcing(model, tok, prompts):
+    shapes, handle = _batch_shapes(model)
+    try:
+        groups = HFEngine(model, tok).generate(prompts, SamplingParams(n=4, temperature=0.8, max_new_tokens=6, seed=2))
+    finally:
+        handle.remove()
+    width = max(len(p) for p in prompts)
+    assert shapes[0] == (2, width)  # one prefill row per prompt, not per sample
+    assert all(s == (8, 1) for s in shapes[1:]) and len(shapes) == 6
+    for p, g in zip(prompts, groups):
+        assert len({tuple(s.token_ids) for s in g}) > 1
+        for s in g:
+            expected, _ = teacher_forced(model, p, s.token_ids, 0.8)
+            assert torch.allclose(torch.tensor(s.logprobs), expected, atol=1e-4)
+
+
+def test_finished_rows_leave_the_batch_and_a_finished_batch_stops(model, tok, prompts):
+    eos = tok.eos_token_id
+    shapes, handle = _batch_shapes(model)
+    boost = boost_eos(model, eos, rows=slice(0, 4), only_call=2)  # 4 of 8 rows stop at token 2
+    try:
+        groups = HFEngine(model, tok).generate(prompts, SamplingParams(n=4, max_new_tokens=6, seed=0))
+    finally:
+        handle.remove()
+        boost.remove()
+    assert [len(s.token_ids) for s in groups[0]] == [2, 2, 2, 2]
+    assert [len(s.token_ids) for s in groups[1]] == [6, 6, 6, 6]
+    assert [b for b, _ in shapes] == [2, 8, 4, 4, 4, 4]  # the finished rows are not computed on
+    shapes, handle = _batch_shapes(model)
+    boost = boost_eos(model, eos, from_call=1)  # every row stops at token 2
+    try:
+        groups = HFEngine(model, tok).generate(prompts, SamplingParams(n=4, max_new_tokens=50, seed=0))
+    finally:
+        handle.remove()
+        boost.remove()
+    assert len(shapes) == 2 and all(len(s.token_ids) == 2 for g in groups for s in g)
+
+
+def test_greedy_batched_by_tokens_equals_plain_generate_per_prompt(model, tok, prompts):
+    many = [prompts[0], prompts[1], prompts[0] + prompts[1], prompts[1][:2], prompts[0] * 3]
+    eng = HFEngine(model, tok, batch_size=3, max_batch_tokens=60)
+    got = eng.generate(many, SamplingParams(n=1, temperature=0.0, max_new_tokens=7))
+    for p, g in zip(many, got):
+        ref = model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
+                             do_sample=False, max_new_tokens=7, pad_token_id=tok.pad_token_id)[0, len(p):].tolist()
+        if tok.eos_token_id in ref:
+            ref = ref[: ref.index(tok.eos_token_id) + 1]
+        assert g[0].token_ids == ref
+
+
+def test_lora_policy_generates_merged_and_its_weights_stay_bit_equal(model, tok, prompts):
+    policy = _lora(model)
+    params = dict(policy.named_parameters())
+    before = {k: v.detach().clone() for k, v in params.items()}
+    lora_calls = []
+    first_lora = next(m for n, m in policy.named_modules() if n.endswith("lora_A.default"))
+    handle = first_lora.register_forward_hook(lambda *_: lora_calls.append(1))
+    try:
+        groups = HFEngine(policy, tok).generate(prompts, SamplingParams(n=2, temperature=1.0, max_new_tokens=5,
+                                                                        seed=4))
+    finally:
+        handle.remove()
+    assert not lora_calls  # generation ran on merged weights, not through the adapter
+    after = dict(policy.named_parameters())
+    assert all(after[k] is params[k] and torch.equal(after[k], before[k]) for k in params)
+    for p, g in zip(prompts, groups):  # the sampling policy is the adapted model
+        for s in g:
+            expected, _ = teacher_forced(policy, p, s.token_ids)
+            assert torch.allclose(torch.tensor(s.logprobs), expected, atol=1e-4)
+    handle = first_lora.register_forward_hook(lambda *_: lora_calls.append(1))
+    try:
+        with torch.no_grad():
+            policy(torch.tensor([prompts[0]]))
+    finally:
+        handle.remove()
+    assert lora_calls  # adapters are live again after generate
 
 
 def test_seed_reproducible_independent_of_and_not_touching_global_rng(model, tok, prompts):

@@ -333,3 +333,76 @@ def test_real_vllm_engine_on_gpu(smollm2_dir):
     assert not res["contract"]["violations"]
     assert res["seed_reproducible"] and res["logprobs_match_hf"]
     assert res["full_sync_changes_output"] and res["full_sync_back_restores_output"]
+
+
+# ----------------------------------------------------------------------------- one engine per rank
+
+
+def test_contract_each_rank_builds_an_external_launcher_engine(fake_vllm):
+    """2 trainer ranks, no TP: each rank's LLM joins the torch.distributed world, own seed."""
+    for rank in (0, 1):
+        engine(seed=5, rank=rank, world_size=2, gpu_memory_utilization=0.35)
+    a, b = (i.kw for i in FakeLLM.instances)
+    assert a["distributed_executor_backend"] == b["distributed_executor_backend"] == "external_launcher"
+    assert (a["seed"], b["seed"]) == (5, 6) and a["tensor_parallel_size"] == 1
+    assert a["gpu_memory_utilization"] == 0.35
+    engine(seed=5)  # a single process keeps vLLM's own executor
+    assert "distributed_executor_backend" not in FakeLLM.instances[-1].kw
+
+
+def test_contract_tensor_parallel_ranks_share_one_engine(fake_vllm, monkeypatch):
+    """4 ranks, TP=2: ranks {0,1} and {2,3} form engines; the group's ranks share the seed, gather
+    their prompts, generate the union with each owner's params, and keep their own slice."""
+    import torch.distributed as td
+
+    groups = []
+    monkeypatch.setattr(td, "new_subgroups_by_enumeration", lambda ranks: (groups.append(ranks) or "G", None))
+    engines = [engine(seed=5, rank=r, world_size=4, tensor_parallel_size=2) for r in range(4)]
+    assert groups[0] == [[0, 1], [2, 3]]
+    assert [e.llm.kw["seed"] for e in engines] == [5, 5, 6, 6]
+    assert [(e.tp_group, e.tp_index) for e in engines] == [("G", 0), ("G", 1), ("G", 0), ("G", 1)]
+    eng = engines[1]
+    mine = ([[8], [9, 9]], SamplingParams(n=2, max_new_tokens=3, seed=200))
+    other = ([[7]], SamplingParams(n=2, max_new_tokens=3, seed=100))
+    monkeypatch.setattr(eng, "_tp_gather", lambda p, s: [other, (p, s)])
+    out = eng.generate(*mine)
+    _, prompts, params, _ = eng.llm.calls[-1]
+    assert [p["prompt_token_ids"] for p in prompts] == [[7], [8], [9, 9]]  # the group's union, rank order
+    assert [p.kw["seed"] for p in params] == [100, 200, 202]  # each owner's seeds
+    assert len(out) == 2 and out[0][1].token_ids[0] == 10 + 200 % 7  # rank 1's slice: its own prompts
+    with pytest.raises(SrlkitError, match="tensor_parallel_size"):
+        engine(rank=0, world_size=3, tensor_parallel_size=2)
+
+
+def test_contract_sleep_level_2_wakes_weights_before_the_push(fake_vllm, tiny):
+    eng = engine(sleep_level=2)
+    llm = FakeLLM.instances[-1]
+    eng.sleep()
+    eng.load_weights(tiny)  # weights only, then the push, then the KV cache
+    eng.wake()
+    assert llm.calls[0] == ("sleep", 2)
+    assert llm.names() == ["sleep", "wake_up", "rpc:reload_weights", "reset_prefix_cache", "wake_up"]
+    with pytest.raises(SrlkitError, match="sleep_level"):
+        engine(sleep_level=2, enable_lora=True)
+
+
+def test_contract_wake_up_tags(fake_vllm, tiny, monkeypatch):
+    tags = []
+    monkeypatch.setattr(FakeLLM, "wake_up", lambda self, tags_=None, **kw: tags.append(kw.get("tags", tags_)))
+    eng = engine(sleep_level=2)
+    eng.sleep()
+    eng.load_weights(tiny)
+    eng.wake()
+    eng.sleep()
+    eng.wake()  # no push in between: everything wakes
+    assert tags == [["weights"], ["kv_cache"], None]
+
+
+def test_contract_make_engine_passes_rank_and_compute_dtype(fake_vllm, tiny):
+    from srlkit.config import RolloutConfig
+    from srlkit.rollout import make_engine
+
+    cfg = RolloutConfig(engine="vllm", sleep_level=2, tensor_parallel_size=1, max_prompt_tokens=10, max_new_tokens=6)
+    make_engine(cfg, tiny, None, "base/dir", seed=3, dtype="bfloat16", rank=1, world_size=2)
+    kw = FakeLLM.instances[-1].kw
+    assert (kw["dtype"], kw["seed"], kw["distributed_executor_backend"]) == ("bfloat16", 4, "external_launcher")

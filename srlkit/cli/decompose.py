@@ -46,6 +46,7 @@ def cmd(
     rewrite: bool = typer.Option(False, "--rewrite", help="First rewrite each solution into 'SOLUTION: N. **Title** action' with an LLM."),
     rewrite_endpoint: Optional[str] = typer.Option(None, "--rewrite-endpoint", help="OpenAI-compatible base URL (e.g. http://localhost:8000/v1); else a local model."),
     rewrite_model: Optional[str] = typer.Option(None, "--rewrite-model", help="Model name for the endpoint, or a local path (default: the bundled SmolLM2)."),
+    rewrite_engine: str = typer.Option("transformers", "--rewrite-engine", help="Without an endpoint: rewrite in-process with transformers or vllm."),
 ) -> None:
     """Split expert solutions into steps; write SRL + RLVR parquet shards, rejects, manifest and card."""
     from srlkit.cli._common import out as stdout
@@ -59,7 +60,7 @@ def cmd(
         template=str(template) if template else None, val_size=val_size, seed=seed, limit=limit,
         min_step_chars=min_step_chars, max_step_chars=max_step_chars, min_steps=min_steps,
         max_steps=max_steps, max_row_bytes=max_row_bytes, shard_rows=shard_rows, rewrite=rewrite,
-        rewrite_endpoint=rewrite_endpoint, rewrite_model=rewrite_model,
+        rewrite_endpoint=rewrite_endpoint, rewrite_model=rewrite_model, rewrite_engine=rewrite_engine,
     )
     cfg = build(DecomposeConfig, fields, where="options")
     target = Path(cfg.out) if cfg.out else default_out(cfg.source)
@@ -82,7 +83,8 @@ def _rebuild(fields: dict, out: Path) -> str:
     """The equivalent command line when called in-process (tests, `srlkit run`)."""
     defaults = {"split": "train", "steps": "auto", "history": 2, "targets": "all", "title_hint": False,
                 "val_size": 0.1, "seed": 0, "min_step_chars": 8, "max_step_chars": 4000, "min_steps": 2,
-                "max_steps": 64, "max_row_bytes": 1_000_000, "shard_rows": 20_000, "rewrite": False}
+                "max_steps": 64, "max_row_bytes": 1_000_000, "shard_rows": 20_000, "rewrite": False,
+                "rewrite_engine": "transformers"}
     flags = {"config_name": "config"}
     args = ["srlkit", "decompose"] + ([shlex.quote(fields["source"])] if fields["source"] else [])
     args += ["--out", shlex.quote(str(out))]

@@ -32,6 +32,8 @@ def _yaml_configs(manifest: dict) -> str:
         lines.append("  data_files:")
         for split in splits:
             lines += [f"  - split: {split}", f"    path: {table}/{split}-*.parquet"]
+    if not manifest.get("splits"):  # nothing accepted: `load_dataset(DIR, "rejects")` still shows why
+        lines += ["- config_name: rejects", "  data_files:", "  - split: train", "    path: rejects.parquet"]
     for slug, info in sorted((manifest.get("embeddings") or {}).items()):
         if isinstance(info, dict) and info.get("path"):  # `srlkit embed` output, joinable on target_hash
             lines += [f"- config_name: embeddings-{slug}", "  data_files:", "  - split: train",
@@ -53,6 +55,13 @@ def _bucket_key(label: str) -> int:
     """'<=64' sorts before '<=128'; '>8192' last."""
     n = int(label.lstrip("<=>"))
     return n + (1 if label.startswith(">") else 0)
+
+
+def _preamble(counts: dict) -> str:
+    """What happened to text before "1." in numbered solutions (headers alone are dropped)."""
+    return (f"- Text before the first numbered step: its own untitled step in {counts.get('step', 0)} "
+            f"trajectories, merged into step 1 (shorter than the minimum step length) in "
+            f"{counts.get('merged', 0)}.")
 
 
 def _command(manifest: dict) -> str:
@@ -106,6 +115,8 @@ def render(manifest: dict) -> str:
         "",
         f"**accepted + rejected = input: {c['accepted']} + {c['rejected']} = {c['input']}** source rows. "
         f"{c['rlvr_rejected']} accepted rows have no verifiable answer and are left out of RLVR only.",
+        *(["", "**No row was accepted**, so there are no `srl` or `rlvr` configs; "
+               "`datasets.load_dataset(DIR, \"rejects\")` loads the reasons."] if c["accepted"] == 0 else []),
         "",
         "| table | split | rows | shards |",
         "| --- | --- | ---: | ---: |",
@@ -121,6 +132,7 @@ def render(manifest: dict) -> str:
         f"- Title hint: {'on (the next step title is in the prompt; target = body only)' if cfg['title_hint'] else 'off'}.",
         f"- Step length {cfg['min_step_chars']}..{cfg['max_step_chars']} chars (tiny steps merged, giant ones split); "
         f"{cfg['min_steps']}..{cfg['max_steps']} steps per trajectory.",
+        *([_preamble(s.get("preamble") or {})] if s["strategies"].get("numbered") else []),
         "",
         "## Stats",
         "",

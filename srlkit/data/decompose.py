@@ -18,7 +18,7 @@ from pathlib import Path
 from srlkit import __version__
 from srlkit.config import DecomposeConfig
 from srlkit.data import shards
-from srlkit.data.presets import get_preset, resolve
+from srlkit.data.presets import _is_messages, detect_preset, get_preset, resolve
 from srlkit.data.sources import Source, describe, open_source
 from srlkit.data.templates import Templates
 from srlkit.data.unit import UnitProcessor, count_mode, split_hash, unit_parts
@@ -76,8 +76,11 @@ def decompose(cfg: DecomposeConfig, out: Path | str | None = None, command: str 
         raise ConfigError(f"--val-size {cfg.val_size}: give a fraction in [0, 1) or a whole count")
     if cfg.shard_rows < 1:
         raise ConfigError("--shard-rows must be at least 1")
-    source = open_source(cfg.source, config_name=cfg.config_name, split=cfg.split,
-                         revision=cfg.revision, max_row_bytes=cfg.max_row_bytes)
+    named = get_preset(cfg.preset) if cfg.preset else None  # a preset pins its Hub config and revision
+    source = open_source(cfg.source, config_name=cfg.config_name or (named and named.config), split=cfg.split,
+                         revision=cfg.revision or (named and named.revision), max_row_bytes=cfg.max_row_bytes)
+    if source.kind == "gym" and cfg.split_col is None:  # its rows carry disjoint-seed splits
+        cfg = cfg.model_copy(update={"split_col": "split", "val_size": 0.0})
     templates = Templates.load(cfg.template)
     preset = cfg.preset or ("champ" if source.kind == "bundled" else None)
     fingerprint = source.fingerprint()
@@ -90,6 +93,16 @@ def decompose(cfg: DecomposeConfig, out: Path | str | None = None, command: str 
         if isinstance(item[1], dict) or (cfg.limit is not None and len(head) >= cfg.limit):
             break
     first = next((r for _, r in head if isinstance(r, dict)), None)
+    if preset is None and first is not None and not (cfg.problem_col or cfg.solution_col):
+        preset = detect_preset(list(first), cfg.steps)  # chat / agent rows: the messages layout
+        chats = [c for c, v in first.items() if _is_messages(v)]
+        if preset is None and "problem" not in first and chats:  # chat rows under another name
+            raise DataError(f"column '{chats[0]}' holds chat messages; pass --preset messages "
+                            f"--problem-col {chats[0]} --solution-col {chats[0]}")
+    if cfg.steps == "turns" and first is not None and not any(_is_messages(v) for v in first.values()):
+        raise DataError(f"--steps turns needs chat messages (role/content turns) and no column of "
+                        f"'{cfg.source}' holds them ({', '.join(first) or 'no columns'}); "
+                        f"use --steps auto for text solutions")
     transform = get_preset(preset).transform
     columns = list((transform(first) if transform else first).keys()) if first is not None else []
     if not head:
@@ -103,12 +116,12 @@ def decompose(cfg: DecomposeConfig, out: Path | str | None = None, command: str 
         raise DataError(f"source '{cfg.source}' has no readable rows")
     # only now, with the options known to be usable, may an earlier run's outputs be touched
     if _prepare(out, key):
-        return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        return _nothing_accepted(json.loads((out / "manifest.json").read_text(encoding="utf-8")), out)
     rewriter = None
     if cfg.rewrite:
         from srlkit.data.rewrite import make_rewriter
 
-        rewriter = make_rewriter(cfg.rewrite_endpoint, cfg.rewrite_model)
+        rewriter = make_rewriter(cfg.rewrite_endpoint, cfg.rewrite_model, engine=cfg.rewrite_engine)
 
     work = out / "_work"
     seen: set[str] = set()
@@ -116,7 +129,19 @@ def decompose(cfg: DecomposeConfig, out: Path | str | None = None, command: str 
     if n_rows == 0:
         raise DataError(f"source '{cfg.source}' has no rows")
     manifest = _finalize(cfg, out, work, n_units, source, fingerprint, key, cols, preset, command)
-    return manifest
+    return _nothing_accepted(manifest, out)
+
+
+def _nothing_accepted(manifest: dict, out: Path) -> dict:
+    """The manifest, or a one-line error when every row was rejected (the outputs are written first:
+    datasets cannot load an empty split, so the card then declares only a `rejects` config)."""
+    c = manifest["counts"]
+    if c["accepted"]:
+        return manifest
+    reasons = sorted(manifest["stats"]["reject_reasons"].items(), key=lambda kv: -kv[1])
+    top = ", ".join(f"{k} {v}" for k, v in reasons[:3])
+    raise DataError(f"nothing was accepted: all {c['input']} rows were rejected ({top}); the reasons are in "
+                    f"{out / 'rejects.parquet'} and {out / 'README.md'}")
 
 
 def _run_units(cfg, rows, head, cols, templates, rewriter, work, seen, show_progress):

@@ -1,6 +1,9 @@
 """Stage 2: map a source's columns onto (problem, solution, answer, id) and validate them.
 
-A preset names a known schema. `--problem-col` etc. override a preset's columns.
+A preset names a known schema, checked against the dataset's Hub card at `revision`
+(the default `--revision` for a Hub load), with the default Hub `config`. `--problem-col`
+etc. override a preset's columns. A preset may pick the solution from the row (`select`,
+e.g. OpenR1's first verified generation) and the gold answer (`gold`, e.g. s1K's rules).
 Validation turns every malformed field into a distinct reject reason
 (`missing_field:X`, `null_field:X`, `non_string_field:X`, `empty_field:X`).
 """
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from srlkit.data.answers import answer_from_column, extract_answer, strip_thinking
+from srlkit.data.gold import champ_gold, openr1_solution, s1k_gold, s1k_solution
 from srlkit.data.sources import Reject
 from srlkit.errors import ConfigError, DataError
 
@@ -25,6 +29,10 @@ class Preset:
     transform: Callable[[dict], dict] | None = None  # reshape a raw row first (CHAMP)
     clean: Callable[[str], str] | None = None  # clean the solution text (strip traces, calculators)
     note: str = ""
+    select: Callable[[dict], str | Reject] | None = None  # the solution text from the whole row
+    gold: Callable[[dict], tuple[str | None, str]] | None = None  # (answer, why there is none)
+    config: str | None = None  # the Hub config to load when --config is not given
+    revision: str | None = None  # the Hub revision the schema was checked against (default --revision)
 
 
 def _champ_row(row: dict) -> dict:
@@ -45,16 +53,39 @@ def _gsm8k_clean(text: str) -> str:
 
 PRESETS: dict[str, Preset] = {
     "default": Preset(),
-    "s1k": Preset("question", "deepseek_attempt", "solution", None, clean=strip_thinking,
-                  note="s1K-1.1: R1's final attempt, thinking trace stripped"),
-    "openr1": Preset("problem", "solution", "answer", "uuid", clean=strip_thinking),
-    "numina": Preset("problem", "solution", None, None, note="answer from \\boxed{} in the solution"),
-    "gsm8k": Preset("question", "answer", "answer", None, clean=_gsm8k_clean,
-                    note="answer after '#### '; calculator annotations removed"),
-    "champ": Preset("problem", "solution", "answer", "id", transform=_champ_row),
+    "s1k": Preset("question", "deepseek_attempt", "solution", None, clean=strip_thinking, select=s1k_solution,
+                  gold=s1k_gold, config="default", revision="96c411f1fe4c49d20f0e2a1565f61e1a28b0b84d",
+                  note="simplescaling/s1K-1.1: R1's attempt; gold from `solution`, else from the attempt "
+                       "only when deepseek_grade is Yes"),
+    "openr1": Preset("problem", "generations", "answer", "uuid", clean=strip_thinking, select=openr1_solution,
+                     config="default", revision="e4e141ec9dea9f8326f4d347be56105859b2bd68",
+                     note="open-r1/OpenR1-Math-220k: R1's text after </think> from the first generation "
+                          "that math-verify marked correct"),
+    "numina": Preset("problem", "solution", None, None, config="default",
+                     revision="78193828787c02a8eb8a8582166f3f0b42644797",
+                     note="AI-MO/NuminaMath-CoT: answer from \\boxed{} in the solution"),
+    "gsm8k": Preset("question", "answer", "answer", None, clean=_gsm8k_clean, config="main",
+                    revision="740312add88f781978c0658806c59bc2815b9866",
+                    note="openai/gsm8k: answer after '#### '; calculator annotations removed"),
+    "champ": Preset("problem", "solution", "answer", "id", transform=_champ_row, gold=champ_gold,
+                    note="CHAMP: prose final answers reduced to their value, else left out of RLVR"),
     "messages": Preset("messages", "messages", None, None,
                        note="chat rows: problem = first user turn, solution = assistant turn(s)"),
 }
+
+
+def detect_preset(columns: list[str], steps: str = "auto") -> str | None:
+    """The preset a source's columns call for when none is given (None: the default columns).
+
+    A `messages` column without a `problem` column is the chat / agent layout.
+
+    >>> detect_preset(["messages"]), detect_preset(["id", "messages", "tools"]), detect_preset(["problem", "solution"])
+    ('messages', 'messages', None)
+    """
+    have = set(columns)
+    if "messages" in have and ("problem" not in have or steps == "turns"):
+        return "messages"
+    return None
 
 
 @dataclass(frozen=True)
@@ -95,7 +126,9 @@ def resolve(preset_name: str | None, columns: list[str], *, problem_col=None, so
             return None
         if name not in have:
             if flag or required:
-                raise DataError(f"column '{name}' ({what}) not in the source; its columns are: {listed}")
+                known = ", ".join(sorted(set(PRESETS) - {"default"}))
+                hint = "" if flag else f"; pass --{what}-col COL, or --preset ({known})"
+                raise DataError(f"column '{name}' ({what}) not in the source; its columns are: {listed}{hint}")
             return None
         return name
 
@@ -114,6 +147,7 @@ class Fields:
     solution: str | list  # text, a list of given steps, or chat messages
     answer: str | None
     tid: str | None
+    no_answer: str = ""  # why there is no gold answer (the preset's rule), for the RLVR reject
 
 
 def _is_messages(v) -> bool:
@@ -152,16 +186,23 @@ def extract(row: dict, cols: Columns) -> Fields | Reject:
         problem = firsts[0] if firsts and isinstance(firsts[0], str) and firsts[0].strip() else None
         if problem is None:
             return Reject(f"empty_field:{cols.problem}", "no user message")
-    solution = _text_field(row, cols.solution, allow_list=True)
+    if cols.preset.select is not None and cols.solution == cols.preset.solution:
+        solution = cols.preset.select(row)
+    else:
+        solution = _text_field(row, cols.solution, allow_list=True)
     if isinstance(solution, Reject):
         return solution
     if isinstance(solution, str) and cols.preset.clean:
         solution = cols.preset.clean(solution)
         if not solution:
             return Reject(f"empty_field:{cols.solution}", "empty after cleaning")
-    answer = answer_from_column(row.get(cols.answer)) if cols.answer else None
-    if answer is None and isinstance(solution, str):
-        answer = extract_answer(solution)
+    no_answer = ""
+    if cols.preset.gold is not None and cols.answer == cols.preset.answer:
+        answer, no_answer = cols.preset.gold(row)
+    else:
+        answer = answer_from_column(row.get(cols.answer)) if cols.answer else None
+        if answer is None and isinstance(solution, str):
+            answer = extract_answer(solution)
     tid = None
     if cols.id:
         v = row.get(cols.id)
@@ -170,4 +211,4 @@ def extract(row: dict, cols: Columns) -> Fields | Reject:
         if not isinstance(v, (str, int)) or isinstance(v, bool):
             return Reject(f"non_string_field:{cols.id}", f"a {type(v).__name__}")
         tid = str(v).strip()
-    return Fields(problem.strip(), solution, answer, tid)
+    return Fields(problem.strip(), solution, answer, tid, no_answer)

@@ -7,8 +7,8 @@
 A fixed two-shot prompt asks for that form; `check_format` accepts only outputs that
 follow it (and keep the final answer when the original had one). Anything else is a
 `rewrite_format` reject; an endpoint/model failure is a `rewrite_error` reject.
-Backends: an OpenAI-compatible endpoint (`/chat/completions`, stdlib urllib) or a local
-transformers model (greedy, so reruns give the same text).
+Backends: an OpenAI-compatible endpoint (`/chat/completions`, stdlib urllib; e.g. `vllm serve`),
+or in-process vLLM or transformers (greedy, so reruns give the same text).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from srlkit.data.answers import extract_answer
 from srlkit.data.sources import Reject
+from srlkit.errors import SrlkitError
 
 SYSTEM = (
     "Rewrite the given math solution as numbered steps. Start with the line 'SOLUTION:'. "
@@ -108,10 +109,33 @@ def local_backend(model: str | None, max_new_tokens: int = 512) -> Callable[[lis
     return call
 
 
-def make_rewriter(endpoint: str | None, model: str | None,
-                  max_new_tokens: int = 512) -> Callable[[str, str], str | Reject]:
-    """`(problem, solution) -> rewritten text | Reject`."""
-    backend = endpoint_backend(endpoint, model) if endpoint else local_backend(model, max_new_tokens)
+def vllm_backend(model: str | None, max_new_tokens: int = 2048) -> Callable[[list], str]:
+    """An in-process vLLM engine (greedy). For a separate server, give its URL as the endpoint."""
+    try:
+        from vllm import LLM, SamplingParams
+    except ImportError:
+        raise SrlkitError("--rewrite-engine vllm needs vLLM: `pip install -e \".[vllm]\"`, or serve a model "
+                          "and pass --rewrite-endpoint URL") from None
+    from srlkit.assets import resolve_model
+
+    llm = LLM(model=resolve_model(model))
+    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+
+    def call(msgs: list[dict]) -> str:
+        return llm.chat([msgs], params, use_tqdm=False)[0].outputs[0].text
+
+    return call
+
+
+def make_rewriter(endpoint: str | None, model: str | None, max_new_tokens: int = 512,
+                  engine: str = "transformers") -> Callable[[str, str], str | Reject]:
+    """`(problem, solution) -> rewritten text | Reject`: an endpoint when given, else `engine` in-process."""
+    if endpoint:
+        backend = endpoint_backend(endpoint, model)
+    elif engine == "vllm":
+        backend = vllm_backend(model, max(max_new_tokens, 2048))
+    else:
+        backend = local_backend(model, max_new_tokens)
 
     def rewrite(problem: str, solution: str) -> str | Reject:
         try:

@@ -5,8 +5,15 @@ bodies; `N. **Title** body` gives a title), `paragraph` (blank lines; single lin
 there is no blank line), `sentence` (spaCy), `turns` (chat agents, see `turns.py`),
 `given` (the source already holds a list of steps) and `auto`, which picks per row:
 numbered when at least two markers count up from 1, else paragraph when that gives
-two or more steps, else sentence. Then length limits merge tiny steps into their
-neighbour and split giant ones at sentence/line boundaries.
+two or more steps, else sentence. Then length limits merge tiny (untitled) steps into
+their neighbour and split giant ones at sentence/line boundaries.
+
+Numbered: only markers at the outer indentation level are steps (an indented sub-list
+stays inside its step), and text before "1." that is more than a header ("SOLUTION:",
+"## Solution", other headings) is kept as its own untitled first step, or merged into
+step 1 when shorter than --min-step-chars (`Segmented.preamble` records which).
+Paragraph: markdown heading lines are never steps; a heading other than a generic
+"Solution"/"Answer" becomes the title of the paragraph under it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,15 @@ _TITLE = re.compile(r"^\*\*(?P<t>[^*\n]{1,200}?)\*\*[ \t]*[:.\-–—]?[ \t]*")
 _PARA = re.compile(r"\n[ \t]*\n+")
 _SPLIT_AT = re.compile(r"(?<=[.!?;])[ \t]+|\n+")
 _HEADER = re.compile(r"^\s*(?:\*\*)?SOLUTION:?(?:\*\*)?\s*$", re.IGNORECASE)
+_HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]+(?P<t>\S[^\n]*?)[ \t#]*$")
+_GENERIC = re.compile(
+    r"^(?:\*\*)?(?:solutions?|answers?|final answers?|proof|analysis)(?:[ \t]*\d+)?[ \t]*[.:]?(?:\*\*)?$", re.IGNORECASE)
+
+
+def _is_header(line: str) -> bool:
+    """A line that only announces the solution: "SOLUTION:", "## Solution.", "**Answer:**"."""
+    h = _HEADING.match(line)
+    return bool(_HEADER.match(line) or _GENERIC.match(line.strip()) or (h and _GENERIC.match(h.group("t"))))
 
 
 @dataclass
@@ -33,26 +49,42 @@ class Segmented:
     strategy: str
     steps: list[str]  # step bodies
     titles: list[str | None]
+    # numbered: what became of the text before "1.": None (none, or only a header), "step" (its
+    # own untitled first step) or "merged" (shorter than --min-step-chars: the start of step 1)
+    preamble: str | None = None
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
 
 
 def numbered(text: str) -> Segmented | None:
-    """Steps at markers counting 1, 2, 3...; markers out of sequence stay inside a body.
+    """Steps at outer-level markers counting 1, 2, 3...; other markers stay inside a body.
 
     >>> s = numbered("SOLUTION:\\n1. **Add** 1+1=2\\n2. **Double** 2*2=4\\nso 4.")
     >>> s.titles, s.steps
     (['Add', 'Double'], ['1+1=2', '2*2=4\\nso 4.'])
+    >>> numbered("We add.\\n1. **Add** 1+1=2\\n2. **Double** 2*2=4").steps
+    ['We add.', '1+1=2', '2*2=4']
     """
     # Markers sit at line starts (`^` under re.M), so only line starts are tried: matching
     # each line is exact and far cheaper than letting the regex scan every character.
-    marks, expect, pos = [], 1, 0
-    for line in text.split("\n"):
+    lines = text.split("\n")
+    found, pos = [], 0
+    for line in lines:
         m = _MARK_LINE.match(line)
         if m is not None:
-            sn, n = m.group("sn", "n")
-            if int(sn or n) == expect:
-                marks.append((pos, pos + m.end(), bool(m.group("head")), bool(m.group("bold"))))
-                expect += 1
+            found.append((pos, m, int(m.group("sn") or m.group("n")), _indent(line)))
         pos += len(line) + 1
+    ones = [ind for _, _, k, ind in found if k == 1]
+    if not ones:
+        return None
+    level = min(ones)  # the outer list: a nested "1." sits deeper than the outer one
+    marks, expect = [], 1
+    for start, m, k, ind in found:
+        if k == expect and ind == level:
+            marks.append((start, start + m.end(), bool(m.group("head")), bool(m.group("bold"))))
+            expect += 1
     if len(marks) < 2:
         return None
     steps, titles = [], []
@@ -61,6 +93,10 @@ def numbered(text: str) -> Segmented | None:
         title, body = _split_title(text[stop:end], head, bold)
         steps.append(body)
         titles.append(title)
+    head = text[: marks[0][0]].split("\n")
+    pre = "\n".join(ln for ln in head if not (_is_header(ln) or _HEADING.match(ln))).strip()
+    if pre:
+        return Segmented("numbered", [pre, *steps], [None, *titles], preamble="step")
     return Segmented("numbered", steps, titles)
 
 
@@ -85,11 +121,28 @@ def _split_title(raw: str, heading: bool, bold_open: bool) -> tuple[str | None, 
 
 
 def paragraph(text: str) -> Segmented:
+    """Blank-line paragraphs (single lines when there is no blank line); headings are titles.
+
+    >>> paragraph("## Solution.\\nLet t = 1.\\n\\n### Check\\nSo t > 0.").steps
+    ['Let t = 1.', 'So t > 0.']
+    """
     parts = [p.strip() for p in _PARA.split(text.strip()) if p.strip()]
     if len(parts) == 1:
         parts = [ln.strip() for ln in parts[0].splitlines() if ln.strip()]
-    parts = [p for p in parts if not _HEADER.match(p)]
-    return Segmented("paragraph", parts, [None] * len(parts))
+    steps, titles, pending = [], [], None
+    for part in parts:
+        lines = part.split("\n")
+        while lines and (_is_header(lines[0]) or _HEADING.match(lines[0])):
+            h = _HEADING.match(lines[0])
+            if h and not _is_header(lines[0]):
+                pending = h.group("t").strip(" :.*") or pending
+            lines = lines[1:]
+        body = "\n".join(lines).strip()
+        if body:
+            steps.append(body)
+            titles.append(pending)
+            pending = None
+    return Segmented("paragraph", steps, titles)
 
 
 _NLP = None
@@ -140,14 +193,17 @@ def _pieces(text: str, max_chars: int) -> list[str] | None:
 
 def apply_limits(seg: Segmented, *, min_chars: int, max_chars: int, min_steps: int,
                  max_steps: int) -> Segmented | Reject:
-    """Merge steps shorter than min_chars into the next one, split longer than max_chars."""
+    """Merge untitled steps shorter than min_chars into the next one, split longer than max_chars.
+
+    A titled step (`N. **Title** body`) is a step however short its body is.
+    """
     steps, titles = [], []
     carry, carry_title = "", None
     for body, title in zip(seg.steps, seg.titles):
         if carry:
             body, title = f"{carry}\n{body}", carry_title or title
             carry, carry_title = "", None
-        if len(body) < min_chars:
+        if len(body) < min_chars and not title:
             carry, carry_title = body, title
             continue
         steps.append(body)
@@ -174,4 +230,7 @@ def apply_limits(seg: Segmented, *, min_chars: int, max_chars: int, min_steps: i
         return Reject("too_few_steps", f"{len(out_s)} < {min_steps} ({seg.strategy})")
     if len(out_s) > max_steps:
         return Reject("too_many_steps", f"{len(out_s)} > {max_steps} ({seg.strategy})")
-    return Segmented(seg.strategy, out_s, out_t)
+    pre = seg.preamble
+    if pre == "step" and seg.steps and len(seg.steps[0]) < min_chars:
+        pre = "merged"
+    return Segmented(seg.strategy, out_s, out_t, pre)

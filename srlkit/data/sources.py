@@ -15,6 +15,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ class Source:
     """Where rows come from, plus what the card needs to say about it."""
 
     name: str
-    kind: str  # "local", "hub" or "bundled"
+    kind: str  # "local", "hub", "bundled" or "gym" (generated, see srlkit.data.gym)
     files: list[Path] = field(default_factory=list)
     license: str = "unknown"
     hub: dict = field(default_factory=dict)
@@ -46,7 +47,7 @@ class Source:
     def fingerprint(self) -> str:
         """Content hash of the local files (name + bytes), or the Hub coordinates."""
         h = hashlib.sha256()
-        if self.kind == "hub":
+        if self.kind in ("hub", "gym"):
             h.update(json.dumps(self.hub, sort_keys=True).encode())
         for f in self.files:
             h.update(f.name.encode() + b"\0")
@@ -56,6 +57,11 @@ class Source:
         return h.hexdigest()
 
     def rows(self) -> Iterator[tuple[int, dict | Reject]]:
+        if self.kind == "gym":
+            from srlkit.data import gym
+
+            yield from enumerate(gym.source_rows(gym.parse_spec(self.hub["gym"])))
+            return
         if self.kind == "hub":
             yield from enumerate(_hub_rows(**self.hub))
             return
@@ -69,6 +75,12 @@ class Source:
 def open_source(spec: str | None, *, config_name=None, split="train", revision=None,
                 max_row_bytes: int = 1_000_000) -> Source:
     """Resolve SOURCE (None: the bundled CHAMP problems) into a `Source`."""
+    if spec is not None and spec.startswith("gym:"):
+        from srlkit.data import gym
+
+        g = gym.parse_spec(spec)
+        return Source(g.name, "gym", [], license="Apache-2.0 (reasoning-gym, generated)",
+                      hub={"gym": spec, "resolved": repr(g)}, max_row_bytes=max_row_bytes)
     if spec is None or spec == BUNDLED:
         from srlkit.assets import champ_path
 
@@ -104,7 +116,13 @@ def _hub_rows(path: str, name, split: str, revision) -> Iterator[dict]:
         ds = datasets.load_dataset(path, name, split=split, revision=revision, streaming=True)
         yield from ds
     except Exception as e:  # network, missing dataset, bad config: one line for the user
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        text = str(e)
+        msg = text.splitlines()[0] if text else type(e).__name__
+        if "Config name is missing" in text:  # the dataset has several configs and no default
+            names = re.search(r"available configs: (\[[^\]]*\])", text)
+            msg += f" Pass --config NAME{f' (one of {names.group(1)})' if names else ''}."
+        elif revision and "evision" in text:
+            msg += f" (revision {revision} was used; pass --revision to pick another)"
         raise DataError(f"could not stream Hub dataset '{path}' (split {split}): {msg}") from None
 
 

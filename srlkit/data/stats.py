@@ -10,7 +10,7 @@ CHAR_BUCKETS = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 def new_stats() -> dict:
     return {"steps": Counter(), "chars": Counter(), "char_sum": 0, "char_max": 0,
-            "strategies": Counter(), "rejects": Counter(), "rlvr_rejects": Counter()}
+            "strategies": Counter(), "rejects": Counter(), "rlvr_rejects": Counter(), "preamble": Counter()}
 
 
 _NAMES = [f"<={b}" for b in CHAR_BUCKETS] + [f">{CHAR_BUCKETS[-1]}"]
@@ -25,8 +25,10 @@ def bucket(n: int) -> str:
     return _NAMES[bisect_left(CHAR_BUCKETS, n)]
 
 
-def add_trajectory(stats: dict, steps: list[str], strategy: str) -> None:
+def add_trajectory(stats: dict, steps: list[str], strategy: str, preamble: str | None = None) -> None:
     stats["steps"][str(len(steps))] += 1
+    if preamble:  # numbered text with prose before "1.": kept as a "step" or "merged" into step 1
+        stats["preamble"][preamble] += 1
     stats["strategies"][strategy] += 1
     lengths = [len(s) for s in steps]
     stats["chars"].update(map(bucket, lengths))  # Counter.update runs the counting loop in C
@@ -71,4 +73,5 @@ def summary(stats: dict) -> dict:
         "strategies": dict(sorted(stats["strategies"].items())),
         "reject_reasons": dict(sorted(stats["rejects"].items())),
         "rlvr_reject_reasons": dict(sorted(stats["rlvr_rejects"].items())),
+        "preamble": dict(sorted(stats["preamble"].items())),
     }

@@ -124,9 +124,12 @@ class UnitProcessor:
         self.seen.add(tid)
         self.ids.append(tid)
         self.counts["accepted"] += 1
-        st.add_trajectory(self.stats, seg.steps, seg.strategy)
+        st.add_trajectory(self.stats, seg.steps, seg.strategy, seg.preamble)
         # count mode: everything is train for now; finish() sets aside this unit's candidates
-        split = "train" if count_mode(cfg.val_size) or split_hash(tid, cfg.seed) >= cfg.val_size else "validation"
+        if cfg.split_col:  # the source names each row's split (e.g. gym: disjoint seed ranges)
+            split = "validation" if rec.get(cfg.split_col) == "validation" else "train"
+        else:
+            split = "train" if count_mode(cfg.val_size) or split_hash(tid, cfg.seed) >= cfg.val_size else "validation"
         srl = self.tables[(SRL_TABLE, split)]
         seq = len(self.ids) - 1
         if ts is not None:
@@ -143,10 +146,11 @@ class UnitProcessor:
         if answer:
             inst.add_rlvr(self.tables[(RLVR_TABLE, split)], tid=tid, source_row=i, problem=f.problem,
                           answer=answer, templates=self.templates)
-        else:
-            inst.add_reject(self.rejects, i, tid, "no_answer", "no answer column, \\boxed{} or ####", "rlvr")
+        else:  # SRL only: the reason (the preset's gold rule, else no answer at all) goes to rejects
+            reason = "no_trusted_answer" if f.no_answer else "no_answer"
+            inst.add_reject(self.rejects, i, tid, reason, f.no_answer or "no answer column, \\boxed{} or ####", "rlvr")
             self.counts["rlvr_rejected"] += 1
-            self.stats["rlvr_rejects"]["no_answer"] += 1
+            self.stats["rlvr_rejects"][reason] += 1
 
     def _srl_frame(self, split: str, table: inst.Table) -> pl.DataFrame:
         """The split's SRL rows in trajectory order: polars-expanded text plus row-wise agent rows."""

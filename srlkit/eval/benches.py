@@ -5,6 +5,8 @@ A bench spec is one of:
 - a Hub preset: `amc23`, `aime24`, `aime25`, `math500`, `minerva` (loaded with
   `datasets.load_dataset`; needs network, fails with one line offline);
 - `champ-heldout`: a deterministic slice of the bundled CHAMP problems (offline);
+- `gym:chain_sum?test=500`: generated held-out questions from a disjoint seed range,
+  deduplicated against the `gym:chain_sum` source's train and validation (offline);
 - `validation:DIR`: the RLVR validation split of a decomposed dataset folder (offline);
   plain `validation` means the data folder of the srlkit run being evaluated.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from srlkit.errors import DataError
@@ -25,6 +27,9 @@ class BenchRow:
     id: str
     problem: str
     answer: str
+    # the chat messages training used for this problem (a decomposed RLVR table stores them);
+    # None: eval renders `rlvr_prompt(problem)` with the templates of the run's data
+    prompt: tuple | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -138,14 +143,35 @@ def load_validation(data_dir: Path) -> list[BenchRow]:
     files = sorted((data_dir / "rlvr").glob("validation-*.parquet"))
     if not files:
         raise DataError(f"{data_dir} has no rlvr/validation-*.parquet; is it a `srlkit decompose` folder?")
-    df = pl.concat([pl.read_parquet(f, columns=["id", "problem", "answer"]) for f in files])
-    return [BenchRow(str(r["id"]), r["problem"], str(r["answer"])) for r in df.to_dicts() if r["answer"]]
+    cols = ["id", "problem", "answer"] + (["prompt"] if "prompt" in pl.read_parquet_schema(files[0]) else [])
+    df = pl.concat([pl.read_parquet(f, columns=cols) for f in files])
+    return [BenchRow(str(r["id"]), r["problem"], str(r["answer"]),
+                     tuple(r["prompt"]) if r.get("prompt") else None) for r in df.to_dicts() if r["answer"]]
+
+
+def data_templates(data_dir: Path | None):
+    """The prompt templates a decomposed dataset was built with (its manifest names the file).
+
+    Eval renders plain benches with these, so a model is asked exactly as training asked it.
+    """
+    from srlkit.data.templates import Templates
+
+    manifest = Path(data_dir) / "manifest.json" if data_dir else None
+    if manifest is None or not manifest.is_file():
+        return Templates()
+    path = json.loads(manifest.read_text(encoding="utf-8")).get("config", {}).get("template")
+    if path and not Path(path).is_file():
+        raise DataError(f"{data_dir} was decomposed with template '{path}', which is gone; restore it so eval "
+                        "prompts match training's")
+    return Templates.load(path)
 
 
 def bench_name(spec: str) -> str:
     """A short label for a spec (file stem, preset name, `validation`)."""
     if spec.startswith("validation"):
         return "validation"
+    if spec.startswith("gym:"):
+        return spec[4:].split("?")[0]
     p = Path(spec)
     return p.stem if p.suffix in (".jsonl", ".json", ".parquet") else spec.lower()
 
@@ -167,6 +193,10 @@ def load_bench(
         if d is None:
             raise DataError("bench 'validation' needs a dataset folder: use validation:DIR, or evaluate a run")
         rows = load_validation(d)
+    elif key.startswith("gym:"):  # generated held-out questions, never in a gym source's train/validation
+        from srlkit.data import gym
+
+        rows = [BenchRow(r["id"], r["problem"], r["answer"]) for r in gym.heldout_rows(gym.parse_spec(spec))]
     elif key in PRESETS:
         rows = load_hub(key)
     elif Path(spec).suffix in (".jsonl", ".json", ".parquet"):

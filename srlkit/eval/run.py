@@ -18,21 +18,26 @@ from typing import Any
 from srlkit.config import EvalConfig
 from srlkit.errors import ConfigError, DataError
 from srlkit.eval import metrics as M
-from srlkit.eval.benches import BenchRow, bench_name, load_bench
+from srlkit.eval.benches import BenchRow, bench_name, data_templates, load_bench
 from srlkit.eval.models import ModelRef, resolve_ref, run_data_dir
 
-PROMPTS_PER_CALL = 8  # problems per generate call: bounds memory, drives the progress bar
+# HF engine batches: rows x (longest prompt + max_new_tokens) <= this many tokens, so short
+# prompts share big batches and long ones never blow the KV cache (fp32 135M: ~1 GB of cache)
+EVAL_BATCH_TOKENS = 48_000
+EVAL_BATCH_ROWS = 64
 VLLM_MAX_PROMPT = 2048  # prompt budget in vLLM's max_model_len (eval prompts are one problem)
 
 
-def _tokenize(tok, rows: list[BenchRow]) -> list[list[int]]:
-    from srlkit.data.templates import rlvr_prompt
+def _tokenize(tok, rows: list[BenchRow], templates=None) -> list[list[int]]:
+    """Token ids of each problem's prompt, built exactly as training builds its RLVR prompts:
+    the stored messages when the bench has them (validation), else `rlvr_prompt` with the
+    data's templates, both through training's own `encode_prompt`."""
+    from srlkit.data.templates import Templates, rlvr_prompt
+    from srlkit.train.data import encode_prompt
 
-    out = []
-    for r in rows:
-        text = tok.apply_chat_template(rlvr_prompt(r.problem), tokenize=False, add_generation_prompt=True)
-        out.append(list(tok(text, add_special_tokens=False)["input_ids"]))
-    return out
+    templates = templates or Templates()
+    return [encode_prompt(tok, list(r.prompt) if r.prompt else rlvr_prompt(r.problem, templates=templates))
+            for r in rows]
 
 
 def _engine(cfg: EvalConfig, ref: ModelRef):
@@ -60,7 +65,7 @@ def _engine(cfg: EvalConfig, ref: ModelRef):
     from srlkit.rollout.hf import HFEngine
 
     model, tok = load(ref)
-    return HFEngine(model, tok), tok
+    return HFEngine(model, tok, batch_size=EVAL_BATCH_ROWS, max_batch_tokens=EVAL_BATCH_TOKENS), tok
 
 
 def _free_memory() -> None:
@@ -76,12 +81,23 @@ def _free_memory() -> None:
 
 
 def _generate(engine, prompts, params, bar, task) -> list:
-    out = []
-    step = PROMPTS_PER_CALL if not hasattr(engine, "llm") else len(prompts)  # vLLM batches itself
-    for i in range(0, len(prompts), step):
-        p = replace(params, seed=None if params.seed is None else params.seed + i)
-        out.extend(engine.generate(prompts[i:i + step], p))
-        bar.advance(task, len(prompts[i:i + step]))
+    """All of a bench's prompts in one engine call; the engine batches them by tokens (HF) or
+    schedules them itself (vLLM). The bar advances by problems as batches finish."""
+    done = {"rows": 0}
+
+    def advance(rows_done: int, _rows_total: int) -> None:
+        bar.advance(task, (rows_done - done["rows"]) / params.n)
+        done["rows"] = rows_done
+
+    had = getattr(engine, "progress", None)
+    if hasattr(engine, "progress"):
+        engine.progress = advance
+    try:
+        out = engine.generate(prompts, params)
+    finally:
+        if hasattr(engine, "progress"):
+            engine.progress = had
+    bar.advance(task, len(prompts) - done["rows"] / params.n)
     return out
 
 
@@ -161,6 +177,7 @@ def evaluate(
         data_dir = next((run_data_dir(r.run_dir) for r in refs if r.run_dir), None)
     benches = {bench_name(b): load_bench(b, problem_col=problem_col, answer_col=answer_col,
                                          data_dir=data_dir, limit=cfg.limit) for b in cfg.bench}
+    templates = data_templates(data_dir)
     greedy_p = SamplingParams(n=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     sample_p = SamplingParams(n=max(cfg.k, 1), temperature=cfg.temperature,
                               max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
@@ -176,7 +193,7 @@ def evaluate(
                 results[ref.label] = {}
                 for name, rows in benches.items():
                     bar.update(task, info=f"{ref.label} / {name}")
-                    prompts = _tokenize(tok, rows)
+                    prompts = _tokenize(tok, rows, templates)
                     greedy = _generate(engine, prompts, greedy_p, bar, task)
                     sampled = _generate(engine, prompts, sample_p, bar, task) if cfg.k else []
                     res, recs = score_bench(greedy, sampled, rows, reward, cfg)

@@ -10,6 +10,7 @@ so this works from any thread and every item has a hard time limit.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,13 +23,25 @@ log = logging.getLogger(__name__)
 CACHE_SIZE = 50_000
 
 
-def as_latex(answer: str) -> str:
-    """Wrap a bare answer in `$...$` so math-verify's LaTeX extractor reads it.
+_E_NOTATION = re.compile(r"^\$?\s*([+-]?(?:\d+\.?\d*|\.\d+))\s*[eE]\s*([+-]?\d+)\s*\$?$")
 
-    >>> as_latex("\\\\frac{1}{2}"), as_latex("$3$")
-    ('$\\\\frac{1}{2}$', '$3$')
+
+def as_latex(answer: str) -> str:
+    r"""Wrap a bare answer in `$...$` so math-verify's LaTeX extractor reads it.
+
+    An escaped dollar (`\\$5`, a currency sign) is dropped, and e-notation becomes a power of
+    ten: LaTeX reads the `e` of `7.7e-8` as Euler's number.
+
+    >>> as_latex("\\frac{1}{2}"), as_latex("$3$"), as_latex("7.7e-8"), as_latex("\\$5")
+    ('$\\frac{1}{2}$', '$3$', '$7.7\\times 10^{-8}$', '$5$')
     """
     a = answer.strip()
+    if "\\$" in a:
+        a = a.replace("\\$", "").strip()
+    m = _E_NOTATION.match(a)
+    if m:
+        exp = int(m.group(2))
+        return f"${m.group(1)}\\times 10^{{{exp}}}$"
     return a if "$" in a or "\\boxed" in a else f"${a}$"
 
 

@@ -39,13 +39,18 @@ def make_engine(
     seed: int = 0,
     max_model_len: int | None = None,
     progress: Any = None,
+    dtype: str | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> RolloutEngine:
     """Build the engine `cfg.engine` names.
 
     - "hf": generation on the trainer's own module (shared weights, nothing to sync).
     - "vllm": a colocated `vllm.LLM` on `model_path` (the *base* weights). LoRA adapter-only
       sync is switched on when `model` is a peft model, with its rank; otherwise full
-      weights are pushed. dtype follows the policy's; `max_model_len` defaults to
+      weights are pushed. dtype is `dtype` (the trainer's compute dtype: its fp32 master
+      weights are cast on push) or the policy's; with `world_size` > 1 every rank builds its
+      own colocated engine (`external_launcher`, see `VLLMEngine`); `max_model_len` defaults to
       `max_prompt_tokens + max_new_tokens`. The engine is synced with `model` before it is
       returned, so a resumed run or an existing adapter is what the first generate sees.
     """
@@ -62,23 +67,26 @@ def make_engine(
         if not model_path:
             raise SrlkitError("the vLLM engine needs the model's folder or Hub id (train.model.name_or_path)")
         lora = is_peft(model)
-        rank = 16
+        lora_rank = 16
         if lora:
             peft_cfg = model.peft_config[getattr(model, "active_adapter", "default")]
-            rank = int(getattr(peft_cfg, "r", rank))
+            lora_rank = int(getattr(peft_cfg, "r", lora_rank))
         engine = VLLMEngine(
             model_path,
             tokenizer=getattr(tokenizer, "name_or_path", None) or model_path,
             gpu_memory_utilization=cfg.gpu_memory_utilization,
             sleep_mode=cfg.sleep_mode,
             enable_lora=lora,
-            lora_rank=rank,
+            lora_rank=lora_rank,
             max_model_len=max_model_len or cfg.max_prompt_tokens + cfg.max_new_tokens,
             seed=seed,
-            dtype=_dtype_name(model),
+            dtype=dtype or _dtype_name(model),
             tensor_parallel_size=cfg.tensor_parallel_size,
             enforce_eager=cfg.enforce_eager,
             max_prompt_tokens=cfg.max_prompt_tokens,
+            sleep_level=cfg.sleep_level,
+            rank=rank,
+            world_size=world_size,
         )
         engine.load_weights(model)  # start in sync: a resumed policy or the initial LoRA adapter
         return engine

@@ -115,3 +115,36 @@ def chunks(n_items: int, size: int) -> list[range]:
     """
     size = max(1, size)
     return [range(i, min(i + size, n_items)) for i in range(0, n_items, size)]
+
+
+def plan_batches(
+    lengths: Sequence[int], n: int, max_new_tokens: int, max_rows: int, max_tokens: int | None = None
+) -> list[list[int]]:
+    """Group prompts (by index) into generate batches; each prompt brings its `n` rows.
+
+    Longest prompts first, so a batch's prompts are of similar length (little padding).
+    A batch holds at most `max_rows` rows and, with `max_tokens`, at most that many
+    cache positions, rows x (its longest prompt + max_new_tokens). A prompt always goes
+    whole into one batch (its samples share one prefill), even when `n` alone is over a bound.
+
+    >>> plan_batches([5, 50, 7, 6], n=2, max_new_tokens=10, max_rows=4)
+    [[1, 2], [3, 0]]
+    >>> plan_batches([5, 50, 7, 6], n=1, max_new_tokens=10, max_rows=8, max_tokens=60)
+    [[1], [2, 3, 0]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    out: list[list[int]] = []
+    cur: list[int] = []
+    width = 0
+    for i in order:
+        w = max(width, lengths[i])
+        rows = (len(cur) + 1) * n
+        fits = rows <= max_rows and (max_tokens is None or rows * (w + max_new_tokens) <= max_tokens)
+        if cur and not fits:
+            out.append(cur)
+            cur, w = [], lengths[i]
+        cur.append(i)
+        width = w
+    if cur:
+        out.append(cur)
+    return out

@@ -1,23 +1,28 @@
-"""HFEngine: rollouts with transformers `generate`, on CPU or GPU. Used by tests and the CPU default.
+"""HFEngine: rollouts with a transformers model on CPU or GPU. Used by tests, eval and the CPU default.
 
 Design choices, each for a reason:
 - The engine holds a *reference* to the trainer's policy (plain or peft), so generation
   always sees the current weights and `load_weights(policy)` is free.
-- Rows are prompt x n, repeated (not `num_return_sequences`), and generated in chunks of
-  `batch_size` rows, left-padded, with the KV cache on.
-- The sampling setup comes from `SamplingParams` alone: during generate the model's own
-  `generation_config` (which may carry a repetition penalty, top-k, ...) is swapped for a
-  clean one, so a checkpoint's defaults never change the RL sampling distribution.
+- A LoRA policy generates with **merged weights**: for the call, each adapted layer's
+  weight is swapped for `W + scaling * B @ A`, computed out of place (`weights.merged_state_dict`'s
+  rule), and the adapters are bypassed; the original weight tensors are put back afterwards,
+  untouched, so training and resume stay bit-exact. Merged decoding skips the two extra
+  low-rank matmuls per linear layer per token. Adapters that cannot be merged this way
+  (DoRA, `modules_to_save`) generate through the wrapper as before.
+- Decoding is `decode.decode_groups`: the G samples of a prompt share one prefill, the KV
+  cache is preallocated, finished rows leave the batch (see that module).
+- Batches come from `common.plan_batches`: longest prompts first, at most `batch_size` rows
+  and, with `max_batch_tokens`, at most that many cache positions.
+- The sampling setup comes from `SamplingParams` alone, never from the checkpoint's
+  `generation_config` (which may carry a repetition penalty, top-k, ...).
 - Logprobs: `log_softmax(raw_logits / temperature)` at the sampled token, i.e. temperature
   applied, top-k/top-p truncation *not* applied (with temperature 0, greedy, T=1 is used).
   That is exactly what the learner recomputes from a forward pass at the same temperature,
-  so the on-policy importance ratio is 1. They are taken by a logits processor that sees the
-  raw logits before the warpers, keeping one [rows, vocab] step in memory instead of the
-  [steps, rows, vocab] that `output_logits=True` would hold.
+  so the on-policy importance ratio is 1.
 - With `params.seed` the draw is reproducible whatever the global RNG state, and the
   caller's global RNG is left untouched (`torch.random.fork_rng`), so a resumed run
-  regenerates the same rollouts. The stream is per call: the same prompts, params, seed
-  and `batch_size` give the same samples.
+  regenerates the same rollouts. The stream is per call: the same prompts, params, seed,
+  `batch_size` and `max_batch_tokens` give the same samples.
 """
 
 from __future__ import annotations
@@ -27,39 +32,8 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from srlkit.rollout.base import EngineStats, Sample, SamplingParams
-from srlkit.rollout.common import Overflow, bound_prompts, chunks, cut_at_stop, validate_params, validate_prompts
+from srlkit.rollout.common import Overflow, bound_prompts, plan_batches, validate_params, validate_prompts
 from srlkit.rollout.weights import is_peft, merged_state_dict
-
-
-class _ChosenLogprobs:
-    """A logits processor that records log p(sampled token) under temperature T.
-
-    Step t's distribution is kept until step t+1, whose `input_ids` end with the token
-    drawn at step t; the last step is resolved by `finish()` from the final sequences.
-    """
-
-    def __init__(self, temperature: float) -> None:
-        self.temperature = temperature if temperature > 0 else 1.0
-        self.pending = None
-        self.chosen: list[Any] = []
-
-    def __call__(self, input_ids, scores):
-        self._resolve(input_ids[:, -1])
-        self.pending = (scores.float() / self.temperature).log_softmax(-1)
-        return scores
-
-    def _resolve(self, tokens) -> None:
-        if self.pending is not None:
-            self.chosen.append(self.pending.gather(-1, tokens[:, None].to(self.pending.device))[:, 0])
-            self.pending = None
-
-    def finish(self, sequences):
-        import torch
-
-        self._resolve(sequences[:, -1])
-        if not self.chosen:
-            return torch.zeros(sequences.shape[0], 0)
-        return torch.stack(self.chosen, dim=1).cpu()
 
 
 def _hf_model(model: Any) -> Any:
@@ -87,6 +61,7 @@ class HFEngine:
         tokenizer: Any,
         *,
         batch_size: int = 64,
+        max_batch_tokens: int | None = None,
         device: Any = None,
         max_prompt_tokens: int | None = None,
         overflow: Overflow = "error",
@@ -97,6 +72,7 @@ class HFEngine:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = max(1, int(batch_size))
+        self.max_batch_tokens = max_batch_tokens  # rows x (prompt + max_new_tokens) per batch, None: rows only
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.max_prompt_tokens = max_prompt_tokens
         self.overflow: Overflow = overflow
@@ -109,6 +85,10 @@ class HFEngine:
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else min(self.stop_ids)
         self.stats = EngineStats()
+        # each speed-up can be switched off, for benchmarks/rollout_hf.py to measure it alone
+        self.merge_lora = True
+        self.share_prefill = True
+        self.slab_cache = True
 
     # ------------------------------------------------------------------ protocol
 
@@ -118,22 +98,27 @@ class HFEngine:
         validate_params(params)
         validate_prompts(prompts, getattr(_hf_model(self.model).config, "vocab_size", None))
         prompts = bound_prompts(prompts, self.max_prompt_tokens, self.overflow)
-        rows = [p for p in prompts for _ in range(params.n)]
+        plan = plan_batches([len(p) for p in prompts], params.n, params.max_new_tokens, self.batch_size,
+                            self.max_batch_tokens)
         start = time.perf_counter()
-        samples: list[Sample] = []
+        groups: list[list[Sample]] = [[] for _ in prompts]
         seeded = params.seed is not None
         # manual_seed reseeds every CUDA device, so every one must be forked and restored
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
         rng = torch.random.fork_rng(devices=devices) if seeded else nullcontext()
-        with rng, self._generation_mode():
+        done = 0
+        with rng, self._generation_mode() as model:
             if seeded:
                 torch.manual_seed(int(params.seed))
-            for part in chunks(len(rows), self.batch_size):
-                samples.extend(self._generate_rows([rows[i] for i in part], params))
+            for batch in plan:
+                rows = self._generate_batch(model, [prompts[i] for i in batch], params)
+                for k, i in enumerate(batch):
+                    groups[i] = rows[k * params.n:(k + 1) * params.n]
+                done += len(batch) * params.n
                 if self.progress is not None:
-                    self.progress(part.stop, len(rows))
-        self.stats.record(len(prompts), samples, time.perf_counter() - start)
-        return [samples[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
+                    self.progress(done, len(prompts) * params.n)
+        self.stats.record(len(prompts), [s for g in groups for s in g], time.perf_counter() - start)
+        return groups
 
     def load_weights(self, model: Any) -> None:
         """No-op for the policy this engine already holds; otherwise copy the other module's
@@ -162,56 +147,86 @@ class HFEngine:
 
     @contextmanager
     def _generation_mode(self):
-        """eval mode and a clean generation config during generate; both restored after."""
-        from transformers import GenerationConfig
-
-        hf = _hf_model(self.model)
-        was_training, saved = self.model.training, hf.generation_config
-        hf.generation_config = GenerationConfig(
-            bos_token_id=getattr(saved, "bos_token_id", None),
-            eos_token_id=sorted(self.stop_ids),
-            pad_token_id=self.pad_id,
-        )
+        """eval mode and merged LoRA weights during generate; both undone after. Yields the
+        module to call."""
+        was_training = self.model.training
         self.model.eval()
         try:
-            yield
+            with merged_lora(self.model) if self.merge_lora else nullcontext(self.model) as model:
+                yield model
         finally:
-            hf.generation_config = saved
             self.model.train(was_training)
 
-    def _generate_rows(self, rows: list[list[int]], params: SamplingParams) -> list[Sample]:
-        import torch
-        from transformers import LogitsProcessorList
+    def _generate_batch(self, model: Any, prompts: list[list[int]], params: SamplingParams) -> list[Sample]:
+        from srlkit.rollout.decode import decode_groups
 
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):  # left padding: the last prompt token sits at the same column
-            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-            mask[i, width - len(r):] = 1
-        greedy = params.temperature == 0
-        recorder = _ChosenLogprobs(params.temperature)
-        sampling = {} if greedy else {
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "top_k": params.top_k if params.top_k > 0 else 0,
-        }
-        with torch.no_grad():
-            out = self.model.generate(
-                input_ids=ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                do_sample=not greedy,
-                max_new_tokens=params.max_new_tokens,
-                use_cache=True,  # gradient checkpointing turns it off for training; generation needs it
-                logits_processor=LogitsProcessorList([recorder]),
-                **sampling,
-            )
-        completions = out[:, width:].cpu()
-        logprobs = recorder.finish(out)
-        result = []
-        for i in range(len(rows)):
-            toks, reason = cut_at_stop(completions[i].tolist(), self.stop_ids, params.max_new_tokens)
-            lps = logprobs[i, :len(toks)].tolist()
+        rows = decode_groups(
+            model, prompts, params.n, max_new_tokens=params.max_new_tokens, temperature=params.temperature,
+            top_k=params.top_k, top_p=params.top_p, pad_id=self.pad_id, stop_ids=self.stop_ids, device=self.device,
+            share_prefill=self.share_prefill, slab_cache=self.slab_cache,
+        )
+        out = []
+        for toks, lps in rows:
+            reason = "stop" if toks and toks[-1] in self.stop_ids else "length"
             text = self.tokenizer.decode(toks, skip_special_tokens=True)
-            result.append(Sample(token_ids=toks, text=text, logprobs=lps, finish_reason=reason))
-        return result
+            out.append(Sample(token_ids=toks, text=text, logprobs=lps, finish_reason=reason))
+        return out
+
+
+def _mergeable_lora_layers(model: Any) -> list | None:
+    """The LoRA layers whose weight `merged_lora` can swap, or None when the adapter setup
+    cannot be merged that way (DoRA, `modules_to_save`, several active adapters)."""
+    adapter = getattr(model, "active_adapter", "default")
+    if isinstance(adapter, (list, tuple)):
+        if len(adapter) != 1:
+            return None
+        adapter = adapter[0]
+    cfg = model.peft_config.get(adapter)
+    if cfg is None or getattr(cfg, "modules_to_save", None) or getattr(cfg, "peft_type", None) != "LORA":
+        return None
+    layers = []
+    for module in model.get_base_model().modules():
+        if not (hasattr(module, "get_delta_weight") and hasattr(module, "base_layer")):
+            continue
+        if getattr(module, "use_dora", {}).get(adapter, False) or getattr(module, "merged", False):
+            return None
+        if adapter in getattr(module, "lora_A", {}):
+            if not hasattr(module.get_base_layer(), "weight"):
+                return None
+            layers.append(module)
+    return layers
+
+
+@contextmanager
+def merged_lora(model: Any):
+    """Yield a module that computes what `model` computes, with LoRA merged into the weights.
+
+    Each adapted layer's base `weight` Parameter is replaced, for the duration, by a new one
+    holding `W + delta` (computed out of place), and adapters are disabled; on exit the
+    *original* Parameter objects go back, so no weight ever changes by rounding.
+    """
+    if not is_peft(model):
+        yield model
+        return
+    layers = _mergeable_lora_layers(model)
+    if not layers:
+        yield model
+        return
+    import torch
+
+    adapter = model.active_adapter
+    adapter = adapter[0] if isinstance(adapter, (list, tuple)) else adapter
+    saved = []
+    try:
+        with torch.no_grad():
+            for m in layers:
+                base = m.get_base_layer()
+                w = base.weight
+                merged = torch.nn.Parameter(w + m.get_delta_weight(adapter).to(w.dtype), requires_grad=False)
+                saved.append((base, w))
+                base._parameters["weight"] = merged
+        with model.disable_adapter():  # every LoRA layer now calls its (swapped) base layer only
+            yield model.get_base_model()
+    finally:
+        for base, w in saved:
+            base._parameters["weight"] = w

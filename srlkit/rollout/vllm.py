@@ -23,8 +23,17 @@ Only vLLM's public API is used:
 - LoRA sync, adapter-only: the peft adapter is saved to a fresh folder after each update
   and passed as a new `LoRARequest(name, int_id, path)` on the next generate; the full
   weights are never merged or pushed.
-- memory: `LLM.sleep(level=1)` / `LLM.wake_up()` when sleep mode is on and the platform
-  supports it (CUDA/ROCm/XPU; vLLM refuses it on CPU, so there sleep/wake are no-ops).
+- memory: `LLM.sleep(level=1)` (weights offloaded to CPU) or `level=2` (weights discarded:
+  the next full push restores them, so level 2 needs full fine-tuning) and `LLM.wake_up()`
+  when sleep mode is on and the platform supports it (CUDA/ROCm/XPU; vLLM refuses it on CPU,
+  so there sleep/wake are no-ops). After level 2 the weights wake first (`tags=["weights"]`),
+  are pushed, and the KV cache wakes last, so the two never peak together.
+- several trainer processes (`accelerate launch`): one colocated engine per rank with
+  `distributed_executor_backend="external_launcher"`, so each engine joins the trainer's own
+  torch.distributed world and sits on its rank's GPU. With `tensor_parallel_size` = T > 1,
+  each T consecutive ranks form one engine: they all_gather their prompts (and sampling
+  params) inside the group, generate the same union with the same seeds, and each keeps its
+  own slice.
 """
 
 from __future__ import annotations
@@ -89,8 +98,20 @@ class VLLMEngine:
         max_prompt_tokens: int | None = None,
         overflow: Overflow = "error",
         adapter_dir: str | Path | None = None,
+        sleep_level: int = 1,
+        rank: int = 0,
+        world_size: int = 1,
         **llm_kwargs: Any,
     ) -> None:
+        if sleep_level not in (1, 2):
+            raise SrlkitError(f"rollout.sleep_level must be 1 or 2, not {sleep_level}")
+        if sleep_level == 2 and enable_lora:
+            raise SrlkitError("rollout.sleep_level=2 discards vLLM's base weights, which LoRA sync never "
+                              "re-sends; use sleep_level=1 with LoRA")
+        tp = int(tensor_parallel_size)
+        if world_size > 1 and world_size % tp:
+            raise SrlkitError(f"rollout.tensor_parallel_size={tp} does not divide the {world_size} processes; "
+                              "pick a divisor of the process count")
         self.vllm = import_vllm()
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # colocated: in-process core
         self.sleep_mode = bool(sleep_mode) and self._sleep_supported()
@@ -101,16 +122,21 @@ class VLLMEngine:
         self.max_prompt_tokens = max_prompt_tokens
         self.overflow: Overflow = overflow
         self.tokenizer = tokenizer
+        self.sleep_level = sleep_level
+        self._weights_asleep = False
+        self.tp_group, self.tp_index = _tp_group(rank, world_size, tp)
         kwargs: dict[str, Any] = dict(
             model=str(model_name_or_path),
             gpu_memory_utilization=gpu_memory_utilization,
             enable_sleep_mode=self.sleep_mode,
             max_model_len=max_model_len,
-            seed=seed,
+            seed=seed + rank // tp if world_size > 1 else seed,  # one seed per engine (TP group)
             dtype=dtype,
             tensor_parallel_size=tensor_parallel_size,
             enforce_eager=enforce_eager,
         )
+        if world_size > 1:  # join the trainer's torch.distributed world; the device is LOCAL_RANK's
+            kwargs["distributed_executor_backend"] = "external_launcher"
         if isinstance(tokenizer, (str, Path)):
             kwargs["tokenizer"] = str(tokenizer)
         if enable_lora:
@@ -145,20 +171,26 @@ class VLLMEngine:
             self.wake()
         if self.enable_lora and self._lora is None:
             raise SrlkitError("vLLM LoRA is on but no adapter was synced; call load_weights(policy) first")
-        inputs = [self.vllm.TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
-        per_prompt = [self._sampling(params, i) for i in range(len(prompts))]
+        parts = self._tp_gather(prompts, params)  # [(prompts, params)] of each rank of this engine
+        inputs = [self.vllm.TokensPrompt(prompt_token_ids=list(p)) for ps, _ in parts for p in ps]
+        per_prompt = [self._sampling(pa, i) for ps, pa in parts for i in range(len(ps))]
         start = time.perf_counter()
         kwargs = {"use_tqdm": False}
         if self._lora is not None:
             kwargs["lora_request"] = self._lora
         outputs = self.llm.generate(inputs, per_prompt, **kwargs)
-        result = [self._to_samples(o, params) for o in outputs]
+        first = sum(len(ps) for ps, _ in parts[: self.tp_index])
+        result = [self._to_samples(o, params) for o in outputs[first : first + len(prompts)]]
         self.stats.record(len(prompts), [s for g in result for s in g], time.perf_counter() - start)
         return result
 
     def load_weights(self, model: Any) -> None:
         """Sync the policy: its LoRA adapter only (LoRA on), else its merged full weights."""
-        if self._asleep:
+        if self._asleep and self.sleep_level == 2:  # only the weights wake; the KV cache after the push
+            if self._weights_asleep:
+                self.llm.wake_up(tags=["weights"])
+                self._weights_asleep = False
+        elif self._asleep:
             self.wake()
         if self.enable_lora:
             self._sync_adapter(model)
@@ -166,15 +198,21 @@ class VLLMEngine:
             self._push_full(model)
 
     def sleep(self) -> None:
-        """Free the KV cache and offload weights (level 1) before the update; no-op without sleep mode."""
+        """Free the KV cache and offload (level 1) or discard (level 2) the weights before the update;
+        no-op without sleep mode."""
         if self.sleep_mode and not self._asleep:
-            self.llm.sleep(level=1)
+            self.llm.sleep(level=self.sleep_level)
             self._asleep = True
+            self._weights_asleep = True
 
     def wake(self) -> None:
         if self.sleep_mode and self._asleep:
-            self.llm.wake_up()
+            if self._weights_asleep:
+                self.llm.wake_up()
+            else:  # level 2 after a push: the weights are awake already
+                self.llm.wake_up(tags=["kv_cache"])
         self._asleep = False
+        self._weights_asleep = False
 
     # ------------------------------------------------------------------ weight sync
 
@@ -227,6 +265,16 @@ class VLLMEngine:
             seed=None if params.seed is None else int(params.seed) + index * params.n,
         )
 
+    def _tp_gather(self, prompts: list[list[int]], params: SamplingParams) -> list[tuple[list[list[int]], Any]]:
+        """Each rank's (prompts, params) in this engine's TP group, in rank order (one rank: itself)."""
+        if self.tp_group is None:
+            return [(prompts, params)]
+        import torch.distributed as td
+
+        out: list[Any] = [None] * td.get_world_size(self.tp_group)
+        td.all_gather_object(out, (prompts, params), group=self.tp_group)
+        return out
+
     def _to_samples(self, output: Any, params: SamplingParams) -> list[Sample]:
         samples = []
         for c in sorted(output.outputs, key=lambda c: getattr(c, "index", 0)):
@@ -263,3 +311,14 @@ class VLLMEngine:
             return int(self.llm.llm_engine.model_config.get_vocab_size())
         except Exception:
             return None
+
+
+def _tp_group(rank: int, world_size: int, tp: int) -> tuple[Any, int]:
+    """The process group of the T consecutive ranks that share one engine, and this rank's index
+    in it; (None, 0) without tensor parallelism across trainer ranks. Every rank must call it."""
+    if world_size <= 1 or tp <= 1:
+        return None, 0
+    import torch.distributed as td
+
+    group, _ = td.new_subgroups_by_enumeration([list(range(i, i + tp)) for i in range(0, world_size, tp)])
+    return group, rank % tp

@@ -25,6 +25,7 @@ class RolloutBatch:
     advantages: torch.Tensor  # [N] float, one per sequence (broadcast over its tokens)
     old_logprobs: torch.Tensor | None = None  # [N, L]; None: the current policy's, detached
     ref_logprobs: torch.Tensor | None = None  # [N, L]; None: no KL, or computed by the learner
+    behavior_logprobs: torch.Tensor | None = None  # [N, L]; the rollout engine's (None: SFT, or unknown)
     temperature: float = 1.0  # the sampling temperature: logits are divided by it
     max_new_tokens: int = 0  # the Dr.GRPO constant; 0: L
     extra: dict[str, Any] = field(default_factory=dict)  # not used by the learner
@@ -66,6 +67,7 @@ def collate(
     pad_id: int,
     keep: list[bool] | None = None,
     old_logprobs: list[list[float]] | None = None,
+    behavior_logprobs: list[list[float]] | None = None,
     temperature: float = 1.0,
     max_new_tokens: int = 0,
 ) -> RolloutBatch:
@@ -83,6 +85,7 @@ def collate(
     att = torch.zeros((n, p_len + c_len), dtype=torch.long)
     cmask = torch.zeros((n, c_len), dtype=torch.float32)
     old = torch.zeros((n, c_len), dtype=torch.float32) if old_logprobs is not None else None
+    behav = torch.zeros((n, c_len), dtype=torch.float32) if behavior_logprobs is not None else None
     for i, (p, c) in enumerate(zip(prompts, completions)):
         if p:
             ids[i, p_len - len(p) : p_len] = torch.tensor(p, dtype=torch.long)
@@ -94,12 +97,15 @@ def collate(
                 cmask[i, : len(c)] = 1.0
             if old is not None:
                 old[i, : len(c)] = torch.tensor(old_logprobs[i][: len(c)], dtype=torch.float32)
+            if behav is not None:
+                behav[i, : len(c)] = torch.tensor(behavior_logprobs[i][: len(c)], dtype=torch.float32)
     return RolloutBatch(
         input_ids=ids,
         attention_mask=att,
         completion_mask=cmask,
         advantages=torch.tensor(advantages, dtype=torch.float32),
         old_logprobs=old,
+        behavior_logprobs=behav,
         temperature=temperature,
         max_new_tokens=max_new_tokens or c_len,
     )

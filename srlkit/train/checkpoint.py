@@ -4,6 +4,10 @@ A checkpoint (`RUN/checkpoints/<phase>-<step:06d>/`) holds everything that decid
 of the run: the trainable weights (the adapter with LoRA), optimizer and scheduler state,
 the RNG states, the data cursor, the phase/step and the resolved config. It is written to
 a temp folder and renamed, so a kill never leaves a half checkpoint behind.
+
+With several processes the main one writes (weights, scheduler, state, every rank's RNG
+state in `rng.pt`); with a sharded optimizer (FSDP) each rank adds its own
+`optimizer-<rank>.pt`. Every rank calls `save_checkpoint`; barriers order the writes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 
 from srlkit.errors import SrlkitError
+from srlkit.train import dist
 
 STATE = "trainer_state.json"
 
@@ -60,26 +65,47 @@ def load_trainable(model: Any, tensors: dict[str, torch.Tensor]) -> None:
 
 
 def save_checkpoint(run: Path, name: str, *, model: Any, optimizer: Any, scheduler: Any,
-                    state: dict[str, Any], config_toml: str, keep: int) -> Path:
-    """Write a checkpoint atomically and prune all but the newest `keep`."""
+                    state: dict[str, Any], config_toml: str, keep: int, acc: Any = None,
+                    weights: dict[str, torch.Tensor] | None = None, sharded_optimizer: bool = False) -> Path:
+    """Write a checkpoint atomically and prune all but the newest `keep`.
+
+    `acc`: the accelerator of a multi-process run (every rank calls this); `weights`: the
+    trainable tensors when the module's own are shards (FSDP: gathered by the caller).
+    """
     from safetensors.torch import save_file
 
+    world = dist.world_size(acc) if acc is not None else 1
+    main = acc is None or dist.is_main(acc)
+    rngs = dist.gather(acc, rng_state()) if world > 1 else [rng_state()]
     root = ckpt_root(run)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
-    save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
-    if optimizer is not None:
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    if scheduler is not None:
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(rng_state(), tmp / "rng.pt")
-    (tmp / "config.toml").write_text(config_toml, encoding="utf-8")
-    (tmp / STATE).write_text(json.dumps(state, indent=2), encoding="utf-8")
     final = root / name
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _prune(root, keep)
+    tmp = root / f".tmp-{name}"  # one name every rank knows
+    if main:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    if world > 1:
+        dist.barrier(acc)
+    if sharded_optimizer and optimizer is not None:
+        torch.save(optimizer.state_dict(), tmp / f"optimizer-{dist.rank(acc) if acc is not None else 0}.pt")
+    if main:
+        save_file(weights if weights is not None else trainable_state(model), str(tmp / "trainable.safetensors"))
+        if optimizer is not None and not sharded_optimizer:
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if scheduler is not None:
+            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(rngs[0] if world == 1 else {"world_size": world, "ranks": rngs}, tmp / "rng.pt")
+        (tmp / "config.toml").write_text(config_toml, encoding="utf-8")
+        (tmp / STATE).write_text(json.dumps({**state, "world_size": world}, indent=2), encoding="utf-8")
+    if world > 1:
+        dist.barrier(acc)
+    if main:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _prune(root, keep)
+    if world > 1:
+        dist.barrier(acc)
     return final
 
 
@@ -118,23 +144,39 @@ def load_checkpoint(path: Path, *, model: Any) -> dict[str, Any]:
     return json.loads((path / STATE).read_text())
 
 
-def load_optim(path: Path, optimizer: Any, scheduler: Any) -> None:
-    if (path / "optimizer.pt").is_file():
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+def check_world_size(path: Path, state: dict[str, Any], world: int) -> None:
+    """Resume only on the world size that wrote the checkpoint (data shards, RNG streams and
+    optimizer shards are per rank)."""
+    was = int(state.get("world_size", 1))
+    if was != world:
+        raise SrlkitError(f"checkpoint {path.name} was written by {was} process(es) but this run has {world}; "
+                          f"resume with `accelerate launch --num_processes {was} ...`")
+
+
+def load_optim(path: Path, optimizer: Any, scheduler: Any, rank: int = 0) -> None:
+    """Optimizer (this rank's shard when the checkpoint has one) and scheduler state, on the CPU
+    first: `load_state_dict` moves the state to the parameters' devices."""
+    shard = path / f"optimizer-{rank}.pt"
+    opt = shard if shard.is_file() else path / "optimizer.pt"
+    if opt.is_file():
+        optimizer.load_state_dict(torch.load(opt, map_location="cpu", weights_only=False))
     if (path / "scheduler.pt").is_file():
-        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+        scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=False))
 
 
-def load_rng(path: Path) -> None:
-    set_rng_state(torch.load(path / "rng.pt", weights_only=False))
+def load_rng(path: Path, rank: int = 0) -> None:
+    st = torch.load(path / "rng.pt", map_location="cpu", weights_only=False)
+    set_rng_state(st["ranks"][rank] if "ranks" in st else st)
 
 
-def save_hf(model: Any, tokenizer: Any, out: Path) -> Path:
-    """`save_pretrained` (an adapter folder for a peft model) plus the tokenizer, atomically."""
+def save_hf(model: Any, tokenizer: Any, out: Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """`save_pretrained` (an adapter folder for a peft model) plus the tokenizer, atomically.
+    `state_dict`: the full weights when the module holds shards (FSDP)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    model.save_pretrained(tmp, safe_serialization=True)
+    kw = {"state_dict": state_dict} if state_dict is not None else {}
+    model.save_pretrained(tmp, safe_serialization=True, **kw)
     tokenizer.save_pretrained(tmp)
     old = out.parent / f".{out.name}-old"
     if out.exists():

@@ -21,15 +21,15 @@ def validate(cfg: TrainConfig) -> None:
         if name not in cfg.phases:
             raise ConfigError(f"phase '{name}' has no [train.phases.{name}] table")
         pc = cfg.phases[name]
-        if name == "sft" and pc.table != "srl":
-            raise ConfigError("the sft phase trains on expert steps: set train.phases.sft.table = \"srl\"")
-        if name != "sft" and not pc.rewards:
+        if pc.kind == "sft" and pc.table != "srl":
+            raise ConfigError(f"the {name} phase is kind sft and trains on expert steps: set train.phases.{name}.table = \"srl\"")
+        if pc.kind != "sft" and not pc.rewards:
             raise ConfigError(f"phase '{name}' has no rewards; add [[train.phases.{name}.rewards]]")
         if pc.prompts_per_step < 1 or pc.micro_batch_size < 1 or pc.mu < 1:
             raise ConfigError(f"phase '{name}': prompts_per_step, micro_batch_size and mu must be >= 1")
         if pc.steps is not None and pc.steps < 1:
             raise ConfigError(f"phase '{name}': steps must be >= 1 (or unset to use epochs)")
-    if cfg.rollout.num_generations < 2 and any(n != "sft" for n in cfg.curriculum):
+    if cfg.rollout.num_generations < 2 and any(cfg.phases[n].kind != "sft" for n in cfg.curriculum):
         raise ConfigError("GRPO needs rollout.num_generations >= 2 (group-relative advantages)")
 
 

@@ -45,15 +45,45 @@ def read_rows(data_dir: Path, table: str, split: str) -> list[dict[str, Any]]:
 
 
 def encode_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
-    """Chat template with the generation prompt, as token ids (no extra BOS)."""
-    text = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+    """Chat template with the generation prompt, as token ids (no extra BOS).
+
+    When the last message is the assistant's, it is a partial answer to continue: the
+    template leaves its turn open (`continue_final_message`) instead of starting a new one.
+    """
+    messages = list(messages)
+    if messages and messages[-1].get("role") == "assistant":
+        text = tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False)
+    else:
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def encode_target(tokenizer: Any, text: str) -> list[int]:
+def continuation_prompt(row: dict[str, Any]) -> list[dict[str, str]]:
+    r"""An SRL row as the whole-solution prompt with the expert steps so far as the answer's start.
+
+    The model sees exactly what it sees when it solves the problem in one go (the RLVR/eval
+    prompt), with the previous steps already written one per line, and writes the next
+    step. What SRL teaches then transfers to whole solutions unchanged. Rows without
+    `context_steps` (RLVR rows) keep their own prompt.
+
+    >>> continuation_prompt({"problem": "1 + 2 + 3 =", "context_steps": ["1 + 2 = 3"], "prompt": []})[-1]
+    {'role': 'assistant', 'content': '1 + 2 = 3\n'}
+    """
+    from srlkit.data.templates import rlvr_prompt
+
+    if "context_steps" not in row:
+        return list(row["prompt"])
+    msgs = rlvr_prompt(str(row["problem"]))
+    steps = [str(s) for s in (row.get("context_steps") or [])]
+    if steps:
+        msgs.append({"role": "assistant", "content": "".join(f"{s}\n" for s in steps)})
+    return msgs
+
+
+def encode_target(tokenizer: Any, text: str, eos: bool = True) -> list[int]:
     """An expert completion (SFT): its tokens followed by EOS, as the model should end it."""
     ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    if tokenizer.eos_token_id is not None:
+    if eos and tokenizer.eos_token_id is not None:
         ids.append(tokenizer.eos_token_id)
     return ids
 
@@ -61,14 +91,15 @@ def encode_target(tokenizer: Any, text: str) -> list[int]:
 class PromptTable:
     """One split of a phase's table with tokenised prompts; `take(n)` advances the cursor."""
 
-    def __init__(self, rows: list[dict[str, Any]], tokenizer: Any, *, seed: int, max_prompt_tokens: int):
+    def __init__(self, rows: list[dict[str, Any]], tokenizer: Any, *, seed: int, max_prompt_tokens: int,
+                 style: str = "table"):
         self.tokenizer = tokenizer
         self.seed = seed
         self.rows: list[dict[str, Any]] = []
         self.prompt_ids: list[list[int]] = []
         self.too_long = 0
         for r in rows:
-            ids = encode_prompt(tokenizer, r["prompt"])
+            ids = encode_prompt(tokenizer, continuation_prompt(r) if style == "continuation" else r["prompt"])
             if len(ids) > max_prompt_tokens:
                 self.too_long += 1  # cutting a prompt would cut the problem: skip it, count it
                 continue
@@ -81,11 +112,21 @@ class PromptTable:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def shard(self, rank: int, world: int) -> PromptTable:
+        """Draw only this rank's share of each epoch's shuffle (every `world`-th prompt from
+        `rank`): ranks draw disjoint prompts, each with its own cursor."""
+        if 0 < len(self.rows) < world:
+            raise DataError(f"{len(self.rows)} prompts cannot be split over {world} processes; use fewer processes")
+        self._shard = (rank, world)
+        self._order_epoch = -1
+        return self
+
     def _order_for(self, epoch: int) -> list[int]:
         if self._order_epoch != epoch:
             order = list(range(len(self.rows)))
             random.Random(f"{self.seed}:{epoch}").shuffle(order)
-            self._order, self._order_epoch = order, epoch
+            rank, world = getattr(self, "_shard", (0, 1))
+            self._order, self._order_epoch = order[rank::world], epoch
         return self._order
 
     def take(self, n: int) -> list[int]:

@@ -5,6 +5,15 @@ and never learns which phase produced them. Per rollout batch it does `mu` optim
 steps; each step runs the batch in micro-batches with gradient accumulation, clips the
 gradient norm, steps AdamW and the LR schedule.
 
+Distributed (DDP, FSDP2, DeepSpeed through `accelerate launch`): the policy, one AdamW and
+one LR schedule go through a single `accelerator.prepare`, at construction; `begin_phase`
+resets that optimizer's state and the schedule instead of building a new one. The loss
+normalisers are sums over *all* ranks and each rank's loss is scaled by the world size, so
+the backend's gradient mean equals the single-process gradient of the whole global batch.
+Ranks agree on the number of micro-batches (a rank that ran out runs a zero-weight dummy), so
+no collective is left waiting when one rank's groups were all filtered. Accumulation
+micro-batches run under `no_sync`.
+
 SFT through the same code: the expert completion as tokens, advantage 1 and
 `old_logprobs=None`. Then old = the current logprobs detached, the ratio is exactly 1 and
 never clipped, and d/dθ[-ratio * 1] = -d/dθ log p(token): the clipped loss's gradient *is*
@@ -21,13 +30,9 @@ import torch
 
 from srlkit.config import LossConfig, PhaseConfig
 from srlkit.train.batch import RolloutBatch, position_ids
-from srlkit.train.loss import (
-    Norm,
-    batch_norm,
-    policy_loss,
-    token_entropy,
-    token_logprobs,
-)
+from srlkit.train import dist
+from srlkit.train.logprobs import token_entropy, token_logprobs
+from srlkit.train.loss import Norm, policy_loss
 from srlkit.train.model import Policy, eval_mode
 
 
@@ -51,17 +56,17 @@ class Learner:
     """Owns the optimizer and scheduler of the current phase; the policy lives across phases."""
 
     def __init__(self, policy: Policy, loss: LossConfig, accelerator: Any | None = None):
-        if accelerator is None:
-            from accelerate import Accelerator
-
-            bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-            accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no")
-        self.acc = accelerator
+        self.acc = accelerator if accelerator is not None else dist.make_accelerator(policy.compute_dtype)
         self.policy = policy
         self.loss_cfg = loss
-        policy.model = self.acc.prepare_model(policy.model)
-        self.optimizer: Any = None
-        self.scheduler: Any = None
+        self._lr_fn = lr_lambda("constant", 1, 0)
+        opt = torch.optim.AdamW([p for _, p in policy.trainable()], lr=0.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: self._lr_fn(s))
+        _deepspeed_micro_batch(self.acc, 1)
+        policy.model, self.optimizer, self.scheduler = self.acc.prepare(policy.model, opt, sched)
+        _low_precision_logits(self.acc, self.acc.unwrap_model(policy.model))
+        if policy.ref_model is not None:  # the frozen KL reference lives where the policy does
+            policy.ref_model.to(self.device)
         self.phase: PhaseConfig | None = None
 
     @property
@@ -73,21 +78,29 @@ class Learner:
         return self.policy.model
 
     def begin_phase(self, phase: PhaseConfig, total_steps: int) -> None:
-        """A fresh AdamW and schedule: each phase has its own LR (weights carry over)."""
-        params = [p for _, p in self.policy.trainable()]
-        opt = torch.optim.AdamW(params, lr=phase.lr, weight_decay=phase.weight_decay)
-        self.optimizer = self.acc.prepare_optimizer(opt)
+        """Fresh AdamW moments and a restarted schedule at this phase's LR (weights carry over).
+
+        The prepared optimizer is reused: its state is cleared (exactly a new AdamW's), so no
+        optimizer per phase is left behind in the accelerator's list.
+        """
+        base = _base_optimizer(self.optimizer)
+        base.state.clear()
+        for g in base.param_groups:
+            g.update(lr=phase.lr, initial_lr=phase.lr, weight_decay=phase.weight_decay)
         total = max(1, total_steps * phase.mu)
-        warm = int(phase.warmup_ratio * total)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer.optimizer if hasattr(self.optimizer, "optimizer") else self.optimizer,
-            lr_lambda(phase.lr_schedule, total, warm),
-        )
+        self._lr_fn = lr_lambda(phase.lr_schedule, total, int(phase.warmup_ratio * total))
+        sched = getattr(self.scheduler, "scheduler", self.scheduler)
+        sched.base_lrs = [phase.lr] * len(base.param_groups)
+        sched.last_epoch, sched._step_count = 0, 1  # what a new LambdaLR holds after __init__
+        sched._last_lr = [phase.lr * self._lr_fn(0)] * len(base.param_groups)
+        for g, lr in zip(base.param_groups, sched._last_lr):
+            g["lr"] = lr
         self.phase = phase
 
     # ------------------------------------------------------------------ forward passes
 
     def _logits(self, model: Any, mb: RolloutBatch) -> torch.Tensor:
+        """Raw logits [n, L, V] in the compute dtype (temperature is applied per chunk later)."""
         L = mb.completion_mask.shape[1]
         out = model(
             input_ids=mb.input_ids,
@@ -96,86 +109,148 @@ class Learner:
             logits_to_keep=L + 1,
             use_cache=False,
         )
-        logits = out.logits[:, :-1, :]  # position t predicts token t+1
-        return logits / mb.temperature if mb.temperature != 1.0 else logits
+        return out.logits[:, :-1, :]  # position t predicts token t+1
+
+    def _micro_batches(self, batch: RolloutBatch, mbs: int) -> list[RolloutBatch | None]:
+        """This rank's micro-batches, padded with None (a dummy) to the most any rank has."""
+        n = -(-batch.rows // mbs)
+        n_all = int(dist.all_max(self.acc, [float(n)])[0])
+        return [batch.slice(s, s + mbs) for s in range(0, batch.rows, mbs)] + [None] * (n_all - n)
+
+    def _dummy(self, like: RolloutBatch) -> RolloutBatch:
+        """One pad token with an empty loss mask: a forward/backward that moves nothing."""
+        pad = self.policy.tokenizer.pad_token_id or 0
+        ids = torch.full((1, 2), pad, dtype=torch.long, device=self.device)
+        return RolloutBatch(input_ids=ids, attention_mask=torch.ones_like(ids),
+                            completion_mask=torch.zeros((1, 1), device=self.device),
+                            advantages=torch.zeros(1, device=self.device), temperature=like.temperature,
+                            max_new_tokens=like.max_new_tokens)
 
     @torch.no_grad()
     def logprobs(self, batch: RolloutBatch, model: Any, ctx=nullcontext) -> torch.Tensor:
         out = []
         mbs = self.phase.micro_batch_size if self.phase else 8
         with eval_mode(model), ctx(), self.acc.autocast():
-            for s in range(0, batch.rows, mbs):
-                mb = batch.slice(s, s + mbs)
+            for mb in self._micro_batches(batch, mbs):
+                real = mb is not None
+                mb = mb if real else self._dummy(batch)
                 L = mb.completion_mask.shape[1]
-                out.append(token_logprobs(self._logits(model, mb), mb.input_ids[:, -L:]))
+                lp = token_logprobs(self._logits(model, mb), mb.input_ids[:, -L:], mb.temperature)
+                if real:
+                    out.append(lp)
         return torch.cat(out) if out else batch.completion_mask.clone()
 
     def prepare(self, batch: RolloutBatch) -> RolloutBatch:
-        """Fill old/reference logprobs the batch leaves to the learner."""
-        mu = self.phase.mu if self.phase else 1
-        if batch.old_logprobs is None and mu > 1:
-            batch.old_logprobs = self.logprobs(batch, self.model)
+        """Fill the reference logprobs the batch leaves to the learner.
+
+        Old logprobs (pi_old) left as None are taken from the first of the `mu` passes:
+        the weights do not change before its optimizer step, so its detached logprobs *are*
+        pi_old, and no extra forward pass is needed.
+        """
         beta = self.loss_cfg.kl_beta
         if beta > 0 and batch.ref_logprobs is None:
-            ref = self.policy.ref_module()
-            ref = self.acc.unwrap_model(ref) if self.policy.lora else ref
-            batch.ref_logprobs = self.logprobs(batch, ref, self.policy.reference() if self.policy.lora else nullcontext)
+            if self.policy.lora:  # the adapter-disabled policy: disable_adapter lives on the peft model
+                ref = self.acc.unwrap_model(self.model)
+                batch.ref_logprobs = self.logprobs(batch, ref, self.policy.reference(ref))
+            else:
+                batch.ref_logprobs = self.logprobs(batch, self.policy.ref_model)
         return batch
 
     # ------------------------------------------------------------------ the update
 
     def update(self, batch: RolloutBatch) -> dict[str, float]:
-        """`mu` optimizer steps on one rollout batch; returns loss/clip/KL/entropy/grad-norm/lr."""
+        """`mu` optimizer steps on one rollout batch; returns loss/clip/KL/entropy/grad-norm/lr.
+
+        Every rank must call it once per step (its batch may be empty); the stats are global.
+        """
         assert self.phase is not None, "call begin_phase() first"
         batch = self.prepare(batch.to(self.device))
-        norm = batch_norm(batch.completion_mask, batch.max_new_tokens)
+        norm = self._global_norm(batch)
         live = (batch.completion_mask.sum(-1) > 0).nonzero().flatten()
         stats = {"loss": 0.0, "clip_frac": 0.0, "kl": 0.0, "entropy": 0.0, "grad_norm": 0.0, "lr": 0.0}
-        if live.numel() == 0:  # nothing to learn from (every row masked): no step, no LR change
+        if norm.tokens == 0:  # nothing to learn from on any rank: no step, no LR change
             stats["lr"] = self.scheduler.get_last_lr()[0]
             return stats
         batch = _take(batch, live)  # masked rows cost no compute; `norm` still counts them
+        has_behav = dist.all_max(self.acc, [float(batch.behavior_logprobs is not None)])[0] > 0
         self.model.train()
-        mbs = self.phase.micro_batch_size
-        mu = self.phase.mu
-        ent_sum = tok_sum = 0.0
+        mu, world = self.phase.mu, dist.world_size(self.acc)
+        # local sums: loss, clipped, kl, entropy, entropy tokens, |old-behav|, tis-clipped
+        acc_sums = [0.0] * 7
+        mismatch_max = 0.0
+        grad_norm = 0.0
+        old_cache: dict[int, torch.Tensor] = {}
+        mbs_list = self._micro_batches(batch, self.phase.micro_batch_size)
+        ds = getattr(self.acc, "deepspeed_engine_wrapped", None) is not None
         for it in range(mu):
             self.optimizer.zero_grad(set_to_none=True)
-            loss_sum = clip_sum = kl_sum = 0.0
-            for s in range(0, batch.rows, mbs):
-                mb = batch.slice(s, s + mbs)
-                L = mb.completion_mask.shape[1]
-                with self.acc.autocast():
-                    logits = self._logits(self.model, mb)
-                    logp = token_logprobs(logits, mb.input_ids[:, -L:])
-                old = mb.old_logprobs if mb.old_logprobs is not None else logp.detach()
-                loss, st = policy_loss(
-                    logp, old, mb.advantages, mb.completion_mask,
-                    clip_low=self.loss_cfg.clip_low, clip_high=self.loss_cfg.clip_high,
-                    aggregation=self.loss_cfg.aggregation, norm=norm,
-                    ref_logp=mb.ref_logprobs, beta=self.loss_cfg.kl_beta,
-                )
-                self.acc.backward(loss)
-                loss_sum += float(loss.detach())
-                clip_sum += st["clipped"]
-                kl_sum += st.get("kl_sum", 0.0)
+            for i, mb in enumerate(mbs_list):
+                real = mb is not None
+                mb = mb if real else self._dummy(batch)
+                sync = i == len(mbs_list) - 1
+                if ds:  # DeepSpeed steps inside backward at a boundary: only the last micro-batch is one
+                    self.model.set_gradient_accumulation_boundary(sync)
+                    self.acc.gradient_state._set_sync_gradients(sync)
+                with (nullcontext() if sync else self.acc.no_sync(self.model)):
+                    L = mb.completion_mask.shape[1]
+                    with self.acc.autocast():
+                        logits = self._logits(self.model, mb)
+                        logp = token_logprobs(logits, mb.input_ids[:, -L:], mb.temperature)
+                    if mb.old_logprobs is not None:
+                        old = mb.old_logprobs
+                    elif it == 0:
+                        old = old_cache[i] = logp.detach()
+                    else:
+                        old = old_cache[i]
+                    loss, st = policy_loss(
+                        logp, old, mb.advantages, mb.completion_mask,
+                        clip_low=self.loss_cfg.clip_low, clip_high=self.loss_cfg.clip_high,
+                        aggregation=self.loss_cfg.aggregation, norm=norm,
+                        ref_logp=mb.ref_logprobs, beta=self.loss_cfg.kl_beta,
+                        behav_logp=mb.behavior_logprobs, tis_cap=self.loss_cfg.tis_cap,
+                    )
+                    # the backend averages gradients over ranks; the normalisers are global sums
+                    self.acc.backward(loss * world if world > 1 else loss)
+                if not real:
+                    del logits, logp, loss
+                    continue
+                acc_sums[0] += float(loss.detach()) / mu
+                acc_sums[1] += st["clipped"] / mu
+                acc_sums[2] += st.get("kl_sum", 0.0) / mu
                 if it == 0:
-                    ent = token_entropy(logits.detach())
-                    ent_sum += float((ent * mb.completion_mask).sum())
-                    tok_sum += st["tokens"]
+                    ent = token_entropy(logits.detach(), mb.temperature)
+                    acc_sums[3] += float((ent * mb.completion_mask).sum())
+                    acc_sums[4] += st["tokens"]
+                    if "mismatch_sum" in st:
+                        acc_sums[5] += st["mismatch_sum"]
+                        acc_sums[6] += st.get("tis_clipped", 0.0)
+                        mismatch_max = max(mismatch_max, st["mismatch_max"])
                 del logits, logp, loss
             max_norm = self.phase.max_grad_norm if self.phase.max_grad_norm > 0 else float("inf")
-            gn = self.acc.clip_grad_norm_([p for _, p in self.policy.trainable()], max_norm)
+            gn = self.acc.clip_grad_norm_(self.model.parameters(), max_norm)
             stats["lr"] = self.scheduler.get_last_lr()[0]
             self.optimizer.step()
             self.scheduler.step()
-            stats["loss"] += loss_sum / mu
-            stats["clip_frac"] += clip_sum / norm.tokens / mu
-            stats["kl"] += kl_sum / norm.tokens / mu
-            stats["grad_norm"] += float(gn) / mu
+            if gn is None and hasattr(self.model, "get_global_grad_norm"):  # DeepSpeed: known after step
+                gn = self.model.get_global_grad_norm()
+            grad_norm += float(gn if gn is not None else float("nan")) / mu
         self.optimizer.zero_grad(set_to_none=True)
-        stats["entropy"] = ent_sum / max(tok_sum, 1.0)
+        loss_s, clip_s, kl_s, ent_s, tok_s, mis_s, tis_s = dist.all_sum(self.acc, acc_sums)
+        stats.update(loss=loss_s, clip_frac=clip_s / norm.tokens, kl=kl_s / norm.tokens,
+                     entropy=ent_s / max(tok_s, 1.0), grad_norm=grad_norm)
+        if has_behav:  # engine vs trainer log-prob mismatch (first pass)
+            stats["mismatch/mean"] = mis_s / norm.tokens
+            stats["mismatch/max"] = dist.all_max(self.acc, [mismatch_max])[0]
+            stats["mismatch/tis_clipped_frac"] = tis_s / norm.tokens
         return stats
+
+    def _global_norm(self, batch: RolloutBatch) -> Norm:
+        """`loss.batch_norm` over every rank's batch (tokens, live rows, rows; max_new_tokens)."""
+        lens = batch.completion_mask.sum(-1)
+        tokens, rows, all_rows = dist.all_sum(self.acc, [float(lens.sum()), float((lens > 0).sum()),
+                                                          float(batch.rows)])
+        mnt = dist.all_max(self.acc, [float(batch.max_new_tokens or batch.completion_mask.shape[1])])[0]
+        return Norm(tokens=tokens, rows=max(rows, 1.0), all_rows=max(all_rows, 1.0), max_new_tokens=mnt)
 
 
 def _take(batch: RolloutBatch, rows: torch.Tensor) -> RolloutBatch:
@@ -183,6 +258,36 @@ def _take(batch: RolloutBatch, rows: torch.Tensor) -> RolloutBatch:
         return batch
     kw = {k: (v.index_select(0, rows) if isinstance(v, torch.Tensor) else v) for k, v in vars(batch).items()}
     return RolloutBatch(**kw)
+
+
+def _base_optimizer(opt: Any) -> Any:
+    """The torch optimizer inside accelerate's (and DeepSpeed's) wrappers."""
+    while hasattr(opt, "optimizer") and not isinstance(opt, torch.optim.Optimizer):
+        opt = opt.optimizer
+    return opt
+
+
+def _low_precision_logits(acc: Any, module: Any) -> None:
+    """Keep autocast but drop accelerate's fp32 conversion of the outputs: it would turn the
+    [n, L, V] logits into a full fp32 copy, which `logprobs` avoids by working in chunks."""
+    original = getattr(module, "_original_forward", None)
+    if original is None:
+        return
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        with acc.autocast():
+            return original(*args, **kwargs)
+
+    forward.__wrapped__ = original  # type: ignore[attr-defined]  # lets unwrap_model restore it
+    module.forward = forward
+
+
+def _deepspeed_micro_batch(acc: Any, n: int) -> None:
+    """DeepSpeed wants a micro-batch size when no dataloader is prepared; the learner's own
+    accumulation decides the real one, so any value is only bookkeeping."""
+    plugin = getattr(acc.state, "deepspeed_plugin", None)
+    if plugin is not None and plugin.deepspeed_config.get("train_micro_batch_size_per_gpu") in (None, "auto"):
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = n
 
 
 __all__ = ["Learner", "Norm", "lr_lambda"]

@@ -32,6 +32,15 @@ def token_entropy(logits: torch.Tensor) -> torch.Tensor:
     return (logz.squeeze(-1) - (p * logits).sum(-1))
 
 
+def importance_weights(old_logp: torch.Tensor, behav_logp: torch.Tensor, cap: float) -> torch.Tensor:
+    """Truncated importance weights min(exp(old - behav), cap) per token (no gradient).
+
+    >>> importance_weights(torch.tensor([0.0, 0.0]), torch.tensor([0.0, -2.0]), 2.0).tolist()
+    [1.0, 2.0]
+    """
+    return torch.exp(old_logp - behav_logp).clamp(max=cap).detach()
+
+
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Per-token KL(pi || ref) estimator k3 = exp(ref - logp) - (ref - logp) - 1 (>= 0, unbiased)."""
     d = ref_logp - logp
@@ -89,11 +98,18 @@ def policy_loss(
     norm: Norm | None = None,
     ref_logp: torch.Tensor | None = None,
     beta: float = 0.0,
+    behav_logp: torch.Tensor | None = None,
+    tis_cap: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The clipped surrogate: -min(r A, clip(r, 1-clip_low, 1+clip_high) A) + beta KL.
+    """The clipped surrogate: -min(r A, clip(r, 1-clip_low, 1+clip_high) A) * w + beta KL.
 
-    `advantages` is [N] (one per sequence) or [N, L] (per token). Returns the loss and
-    summed statistics (clipped tokens, KL sum, token count) for logging.
+    `advantages` is [N] (one per sequence) or [N, L] (per token). `old_logp` is the
+    trainer's own log-probability at rollout time (pi_old); `behav_logp`, when given, is
+    the rollout engine's (the policy that actually sampled). Engines and trainers never
+    agree exactly (other kernels, bf16, merged LoRA), so each token is reweighted by the
+    truncated importance weight w = min(pi_old / pi_behav, tis_cap) (detached; tis_cap <= 0:
+    no correction). Returns the loss and summed statistics (clipped tokens, KL sum, token
+    count, |old - behav| sum and max) for logging.
     """
     if advantages.dim() == 1:
         advantages = advantages.unsqueeze(-1).expand_as(logp)
@@ -102,6 +118,14 @@ def policy_loss(
     clipped = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
     per_token = -torch.minimum(ratio * advantages, clipped * advantages)
     stats: dict[str, float] = {"tokens": float(mask.sum())}
+    if behav_logp is not None:
+        diff = (old_logp.detach() - behav_logp) * mask
+        stats["mismatch_sum"] = float(diff.abs().sum())
+        stats["mismatch_max"] = float(diff.abs().max()) if diff.numel() else 0.0
+        if tis_cap > 0:
+            w = importance_weights(old_logp.detach(), behav_logp, tis_cap)
+            stats["tis_clipped"] = float(((w >= tis_cap) * mask).sum())
+            per_token = per_token * w
     # A token is clipped when the clipped branch is the one min() picked and it differs.
     is_clipped = ((ratio < 1.0 - clip_low) & (advantages < 0)) | ((ratio > 1.0 + clip_high) & (advantages > 0))
     stats["clipped"] = float((is_clipped.float() * mask).sum())

@@ -1,5 +1,8 @@
 """Per-step metrics to JSONL and TensorBoard (wandb / trackio when installed and asked for),
 sample completions every K steps, and validation records.
+
+Only the main process writes: the logger of any other rank is built with `enabled=False`
+and does nothing (no files, no TensorBoard/wandb/trackio runs).
 """
 
 from __future__ import annotations
@@ -28,15 +31,17 @@ def _trim_jsonl(path: Path, keep_through: int) -> None:
 
 
 class MetricsLogger:
-    def __init__(self, run: Path, report_to: list[str], *, config: dict[str, Any], resume_step: int | None = None):
+    def __init__(self, run: Path, report_to: list[str], *, config: dict[str, Any], resume_step: int | None = None,
+                 enabled: bool = True):
         self.run = Path(run)
-        self.report_to = set(report_to)
+        self.enabled = enabled
+        self.report_to = set(report_to) if enabled else set()
         self.jsonl = self.run / "metrics.jsonl"
         self.eval_jsonl = self.run / "eval.jsonl"
         for name in ("wandb", "trackio"):
             if name in self.report_to and importlib.util.find_spec(name) is None:
                 raise ConfigError(f"report_to includes '{name}' but it is not installed; `pip install {name}` or drop it")
-        if resume_step is not None:
+        if resume_step is not None and enabled:
             _trim_jsonl(self.jsonl, resume_step)
             _trim_jsonl(self.eval_jsonl, resume_step)
         self.tb = None
@@ -74,10 +79,14 @@ class MetricsLogger:
         self._scalars(rec)
 
     def log_eval(self, rec: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         self._append(self.eval_jsonl, rec)
         self._scalars(rec)
 
     def log_samples(self, phase: str, step: int, samples: list[dict[str, Any]]) -> None:
+        if not self.enabled:
+            return
         d = self.run / "samples"
         d.mkdir(parents=True, exist_ok=True)
         path = d / f"{phase}-{step:06d}.jsonl"

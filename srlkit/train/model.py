@@ -2,6 +2,12 @@
 
 With LoRA the reference is the same module with its adapter disabled, so there is never a
 second copy of the base weights. Without LoRA a frozen copy is made only when beta > 0.
+
+Precision: `model.dtype` names the *compute* dtype. Full fine-tuning loads the weights in
+fp32 (the master copy AdamW updates) and computes in bf16/fp16 under the learner's mixed
+precision; plain bf16 weights would lose most updates at RL learning rates (a 5e-7 step is
+below bf16's resolution for most weights). With LoRA the frozen base stays in the compute
+dtype and only the (fp32) adapter is trained.
 """
 
 from __future__ import annotations
@@ -29,11 +35,13 @@ class Policy:
     path: str  # where the base weights came from (engines may reload from it)
     lora: bool
     ref_model: Any | None = None  # frozen copy (full fine-tuning with beta > 0 only)
+    compute_dtype: torch.dtype = torch.float32  # what the forward runs in (mixed precision)
 
-    def reference(self) -> Callable[[], Any]:
-        """A context factory under which `self.model` (or the frozen copy) is the KL reference."""
+    def reference(self, module: Any | None = None) -> Callable[[], Any]:
+        """A context factory under which the peft model (`module`: the policy unwrapped from
+        DDP/FSDP, default `self.model`) or the frozen copy is the KL reference."""
         if self.lora:
-            return self.model.disable_adapter
+            return (module if module is not None else self.model).disable_adapter
         return nullcontext
 
     def ref_module(self) -> Any:
@@ -50,6 +58,11 @@ def pick_dtype(name: str) -> torch.dtype:
             return torch.bfloat16
         return torch.float32
     return _DTYPES[name]
+
+
+def load_dtype(cfg: ModelConfig) -> torch.dtype:
+    """Full fine-tuning: fp32 master weights; LoRA: the frozen base in the compute dtype."""
+    return pick_dtype(cfg.dtype) if cfg.lora.enabled else torch.float32
 
 
 def load_tokenizer(path: str, revision: str | None = None) -> Any:
@@ -70,7 +83,7 @@ def load_policy(cfg: ModelConfig, *, kl_beta: float = 0.0, device: str | torch.d
     path = resolve_model(cfg.name_or_path)
     try:
         tok = load_tokenizer(path, cfg.revision)
-        model = AutoModelForCausalLM.from_pretrained(path, revision=cfg.revision, dtype=pick_dtype(cfg.dtype))
+        model = AutoModelForCausalLM.from_pretrained(path, revision=cfg.revision, dtype=load_dtype(cfg))
     except OSError as e:
         raise SrlkitError(
             f"cannot load model '{path}': {str(e).splitlines()[0]}; pass a local folder with --model "
@@ -96,10 +109,11 @@ def load_policy(cfg: ModelConfig, *, kl_beta: float = 0.0, device: str | torch.d
             model = get_peft_model(model, lcfg)
         if cfg.gradient_checkpointing:
             model.enable_input_require_grads()  # checkpointed blocks need a grad-carrying input
-    elif kl_beta > 0:
-        ref = copy.deepcopy(model).eval()
+    elif kl_beta > 0:  # inference only: kept in the compute dtype (the learner moves it to its device)
+        ref = copy.deepcopy(model).to(pick_dtype(cfg.dtype)).eval()
         ref.requires_grad_(False)
-    return Policy(model=model, tokenizer=tok, path=path, lora=cfg.lora.enabled, ref_model=ref)
+    return Policy(model=model, tokenizer=tok, path=path, lora=cfg.lora.enabled, ref_model=ref,
+                  compute_dtype=pick_dtype(cfg.dtype))
 
 
 @contextmanager

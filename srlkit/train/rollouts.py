@@ -40,14 +40,68 @@ class StepRollouts:
     samples: list[dict[str, Any]] = field(default_factory=list)  # a few, for RUN/samples/
 
 
+def _action_start(text: str) -> int:
+    """Where the scored action begins: after `</think>` when the completion thinks first."""
+    stripped = text.lstrip()
+    if stripped.startswith("<think>"):
+        end = text.find("</think>")
+        return len(text) if end < 0 else end + len("</think>")
+    return 0
+
+
+def is_last_step(row: dict[str, Any]) -> bool:
+    """An SRL row whose target is its trajectory's last step (that step may end with EOS)."""
+    n, i = row.get("num_steps"), row.get("step_index")
+    return n is not None and i is not None and int(i) == int(n) - 1
+
+
+def cut_at_boundary(tokenizer: Any, sample: Any, keep_eos: bool = False) -> Any:
+    r"""The sample up to and including the first line break that ends a non-empty action.
+
+    Used with `step_end = "boundary"`: an SRL step then ends where the next one would begin,
+    not with EOS. A trailing EOS is dropped too (unless `keep_eos`: the target is the last
+    step), so single-step training never rewards stopping mid-solution. A completion with no boundary is returned as it is (finish_reason unchanged).
+
+    >>> class T:  # a character tokenizer
+    ...     eos_token_id = 0
+    ...     def decode(self, ids, **kw): return "".join(chr(i) for i in ids if i)
+    >>> from srlkit.rollout.base import Sample
+    >>> s = Sample([ord(c) for c in "\n1+2=3\n3+4"], "", [0.0] * 10, "length")
+    >>> cut = cut_at_boundary(T(), s); cut.text, cut.finish_reason, len(cut.logprobs)
+    ('\n1+2=3\n', 'stop', 7)
+    """
+    from srlkit.rollout.base import Sample
+
+    ids = list(sample.token_ids)
+    text = ""
+    start = None
+    for j, t in enumerate(ids):
+        if t == tokenizer.eos_token_id:
+            ids = ids[: j + 1] if keep_eos else ids[:j]
+            break
+        text += tokenizer.decode([t], skip_special_tokens=True)
+        if start is None:
+            start = _action_start(text) if "<think>" not in text or "</think>" in text else None
+        if start is not None and "\n" in text[start:] and text[start:].strip():
+            body = text[start:]
+            nl = body.find("\n", len(body) - len(body.lstrip()))
+            if nl >= 0:
+                return Sample(ids[: j + 1], text, list(sample.logprobs[: j + 1]), "stop")
+    if sample.token_ids and sample.token_ids[-1] == tokenizer.eos_token_id:  # ended with EOS: no boundary
+        return Sample(ids, tokenizer.decode(ids, skip_special_tokens=True), list(sample.logprobs[: len(ids)]), "stop")
+    return sample
+
+
 def rl_rollouts(
     *, engine: Any, scorer: Any, table: PromptTable, phase_name: str, phase: PhaseConfig,
     rollout: RolloutConfig, loss: LossConfig, seed: int, step: int, pad_id: int, n_samples: int = 4,
+    draw: int = 0,
 ) -> StepRollouts:
     """Sample groups until `prompts_per_step` informative ones (or `max_attempts` calls).
 
     Each attempt draws only as many new prompts as informative groups are still missing,
-    so a mostly-informative phase pays for few extra generations.
+    so a mostly-informative phase pays for few extra generations. `draw` > 0 is a retry of
+    the same optimizer step after a draw that kept nothing (fresh seeds, fresh prompts).
     """
     from srlkit.sampling.dynamic import Group, is_informative, sample_until_full
 
@@ -61,16 +115,23 @@ def rl_rollouts(
     seen: dict[str, list] = {"rewards": [], "lens": [], "trunc": []}
     seen_comps: dict[str, list[float]] = {}
 
+    drawn = [0]
+
     def attempt(k: int) -> list[Any]:
         idx = table.take(max(1, want - found[0]))
+        drawn[0] += len(idx)
+        call_seed = derive_seed(seed, phase_name, step, k) if draw == 0 else derive_seed(seed, phase_name, step, f"d{draw}", k)
         params = SamplingParams(
             n=G, temperature=rollout.temperature, top_p=rollout.top_p, top_k=rollout.top_k,
-            max_new_tokens=rollout.max_new_tokens, seed=derive_seed(seed, phase_name, step, k),
+            max_new_tokens=phase.max_new_tokens or rollout.max_new_tokens, seed=call_seed,
         )
         t0 = time.perf_counter()
         out = engine.generate([table.prompt_ids[i] for i in idx], params)
         t1 = time.perf_counter()
         flat = [s for group in out for s in group]
+        if phase.step_end == "boundary":
+            last = [is_last_step(table.rows[i]) for i in idx for _ in range(G)]
+            flat = [cut_at_boundary(table.tokenizer, s, keep_eos=k) for s, k in zip(flat, last)]
         res = scorer([s.text for s in flat], [table.rows[i] for i in idx for _ in range(G)])
         total = list(res.total)
         if rollout.truncation == "penalize":
@@ -98,20 +159,23 @@ def rl_rollouts(
                                      eps=eps, enabled=phase.sampling.dynamic)
     groups = [(g.payload[0], g.payload[1], list(g.rewards), g.payload[2]) for g in kept]
     t_gen, t_rew = timing["generate"], timing["reward"]
-    prompts, comps_ids, rewards, keep_rows = [], [], [], []
+    prompts, comps_ids, rewards, keep_rows, behav = [], [], [], [], []
     samples = []
     for i, group, rs, _comps in groups:
         for j, s in enumerate(group):
             prompts.append(table.prompt_ids[i])
             comps_ids.append(list(s.token_ids))
+            behav.append(list(s.logprobs))
             rewards.append(rs[j])
             keep_rows.append(not (rollout.truncation == "mask" and s.finish_reason == "length"))
         if len(samples) < n_samples:
             samples.append({"id": table.rows[i].get("id"), "completion": group[0].text, "reward": rs[0],
                             "target": table.rows[i].get("target", table.rows[i].get("answer"))})
     adv = group_advantages(rewards, G, scale_std=loss.scale_std, eps=loss.std_eps) if rewards else []
+    has_lp = all(len(b) == len(c) for b, c in zip(behav, comps_ids))  # engines that return logprobs
     batch = collate(prompts, comps_ids, adv, pad_id=pad_id, keep=keep_rows,
-                    temperature=rollout.temperature, max_new_tokens=rollout.max_new_tokens)
+                    behavior_logprobs=behav if has_lp and behav else None,
+                    temperature=rollout.temperature, max_new_tokens=phase.max_new_tokens or rollout.max_new_tokens)
     all_r = seen["rewards"]
     n = max(1, len(all_r))
     mean = sum(all_r) / n
@@ -127,6 +191,11 @@ def rl_rollouts(
         "time/generate": t_gen,
         "time/reward": t_rew,
         "tokens/generated": float(sum(seen["lens"])),
+        "sampling/prompts": float(drawn[0]),
+        # for the give-up message: how many distinct reward values the step saw
+        "reward/distinct": float(len({round(r, 6) for r in all_r})),
+        "reward/min": min(all_r) if all_r else 0.0,
+        "reward/max": max(all_r) if all_r else 0.0,
     }
     for name, v in seen_comps.items():
         m[f"reward/{name}"] = sum(v) / max(1, len(v))
@@ -141,7 +210,11 @@ def sft_rollouts(
 ) -> StepRollouts:
     """The expert target as the completion, advantage 1, old logprobs left to the learner (ratio 1)."""
     idx = table.take(phase.prompts_per_step)
-    targets = [encode_target(tokenizer, str(table.rows[i]["target"])) for i in idx]
+    if phase.step_end == "boundary":  # a step ends at its line break; only the last one with EOS
+        targets = [encode_target(tokenizer, str(table.rows[i]["target"]) + "\n", eos=is_last_step(table.rows[i]))
+                   for i in idx]
+    else:
+        targets = [encode_target(tokenizer, str(table.rows[i]["target"])) for i in idx]
     trunc = [len(t) > rollout.max_new_tokens for t in targets]
     targets = [t[: rollout.max_new_tokens] for t in targets]
     batch = collate([table.prompt_ids[i] for i in idx], targets, [1.0] * len(idx), pad_id=pad_id,
@@ -149,6 +222,7 @@ def sft_rollouts(
     n = max(1, len(idx))
     m = {
         "sampling/filter_rate": 0.0, "sampling/attempts": 0.0, "sampling/dropped_equal": 0.0,
+        "sampling/kept": float(len(idx)), "sampling/prompts": float(len(idx)),
         "completion/len_mean": sum(len(t) for t in targets) / n,
         "completion/truncated_frac": sum(trunc) / n,
         "time/generate": 0.0, "time/reward": 0.0, "tokens/generated": 0.0,

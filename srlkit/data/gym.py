@@ -1,0 +1,166 @@
+"""Procedural SFT sources: `gym:chain_sum`, multi-step integer arithmetic with expert steps.
+
+A learnable task for small models on a CPU: reasoning-gym's `chain_sum` questions (its own
+wording, e.g. "State the final answer to the following arithmetic problem: 21 + 62 - 44 =")
+with a step-by-step expert solution, one step per partial result, and a last step that
+states the answer in the `\\boxed{}` form the math reward checks:
+
+    21 + 62 = 83
+    83 - 44 = 39
+    The answer is \\boxed{39}.
+
+Splits come from disjoint seed ranges and are deduplicated against each other by question:
+`test` is generated first (a fixed reserve of `TEST_RESERVE` questions), then `validation`
+skips test questions, then `train` skips both. reasoning-gym seeds item `i` with `seed + i`,
+so the ranges are `SPAN` apart and never overlap for any size below `SPAN`.
+
+Spec: `gym:chain_sum?train=4000&validation=200&seed=0&terms=3-4&digits=1-2`
+(every option optional; the values shown are the defaults). `srlkit decompose gym:chain_sum`
+reads train and validation rows (each row carries its `split`); `srlkit eval --bench
+gym:chain_sum?test=500` reads the first 500 test questions.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from urllib.parse import parse_qsl
+
+from srlkit.errors import DataError
+
+SPAN = 10_000_000  # seed distance between splits (reasoning-gym seeds item i with seed + i)
+TEST_RESERVE = 5_000  # test questions reserved (and kept out of train/validation)
+SPLIT_OFFSET = {"test": 0, "validation": 1, "train": 2}
+TASKS = ("chain_sum",)
+
+
+@dataclass(frozen=True)
+class GymSpec:
+    task: str = "chain_sum"
+    train: int = 4000
+    validation: int = 200
+    test: int = 500
+    seed: int = 0
+    min_terms: int = 3
+    max_terms: int = 4
+    min_digits: int = 1
+    max_digits: int = 2
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-t{self.min_terms}{self.max_terms}-d{self.min_digits}{self.max_digits}-s{self.seed}"
+
+
+def _range(text: str, what: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    try:
+        a, b = int(lo), int(hi or lo)
+    except ValueError:
+        raise DataError(f"gym option {what}={text!r}: give a number or a range like 3-4") from None
+    if not 1 <= a <= b:
+        raise DataError(f"gym option {what}={text!r}: need 1 <= low <= high")
+    return a, b
+
+
+def parse_spec(spec: str) -> GymSpec:
+    """`gym:TASK?key=value&...` -> GymSpec (one-line errors for typos).
+
+    >>> parse_spec("gym:chain_sum?train=10&terms=2-3").max_terms
+    3
+    """
+    body = spec[len("gym:"):] if spec.startswith("gym:") else spec
+    task, _, query = body.partition("?")
+    if task not in TASKS:
+        raise DataError(f"unknown gym task '{task}'; known: {', '.join(TASKS)} (e.g. gym:chain_sum?train=4000)")
+    out = GymSpec(task=task)
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key in ("train", "validation", "test", "seed"):
+            try:
+                n = int(value)
+            except ValueError:
+                raise DataError(f"gym option {key}={value!r} is not a whole number") from None
+            if n < 0 or (key != "seed" and n >= SPAN) or (key == "test" and n > TEST_RESERVE):
+                raise DataError(f"gym option {key}={n} is out of range")
+            out = replace(out, **{key: n})
+        elif key == "terms":
+            lo, hi = _range(value, key)
+            out = replace(out, min_terms=max(2, lo), max_terms=max(2, hi))
+        elif key == "digits":
+            lo, hi = _range(value, key)
+            out = replace(out, min_digits=lo, max_digits=hi)
+        else:
+            raise DataError(f"unknown gym option '{key}'; known: train, validation, test, seed, terms, digits")
+    return out
+
+
+def solve_steps(expression: str) -> tuple[list[str], int]:
+    """Left-to-right partial results of `a op b op c ...` as steps, plus the result.
+
+    >>> solve_steps("21 + 62 - 44")
+    (['21 + 62 = 83', '83 - 44 = 39'], 39)
+    """
+    parts = expression.split()
+    acc = int(parts[0])
+    steps = []
+    for op, tok in zip(parts[1::2], parts[2::2]):
+        nxt = acc + int(tok) if op == "+" else acc - int(tok)
+        steps.append(f"{acc} {op} {tok} = {nxt}")
+        acc = nxt
+    return steps, acc
+
+
+def answer_step(answer: int | str) -> str:
+    return f"The answer is \\boxed{{{answer}}}."
+
+
+def _items(spec: GymSpec, split: str, count: int, skip: frozenset[str]) -> list[dict]:
+    import reasoning_gym
+
+    out: list[dict] = []
+    seen = set(skip)
+    base = spec.seed * 3 * SPAN + SPLIT_OFFSET[split] * SPAN
+    batch = max(64, count)
+    start = 0
+    while len(out) < count:
+        if start + batch > SPAN:
+            raise DataError(f"gym:{spec.task}: cannot find {count} distinct {split} questions; "
+                            "widen terms/digits or ask for fewer")
+        ds = reasoning_gym.create_dataset(
+            spec.task, size=batch, seed=base + start, min_terms=spec.min_terms, max_terms=spec.max_terms,
+            min_digits=spec.min_digits, max_digits=spec.max_digits,
+        )
+        for item in ds:
+            q = item["question"]
+            if q in seen:
+                continue
+            seen.add(q)
+            steps, result = solve_steps(item["metadata"]["expression"])
+            if str(result) != str(item["answer"]):  # our steps must agree with the generator
+                raise DataError(f"gym:{spec.task}: step arithmetic disagrees with the generator on {q!r}")
+            idx = len(out)
+            out.append({"id": f"{spec.name}-{split}-{idx:06d}", "problem": q,
+                        "solution": steps + [answer_step(result)], "answer": str(result), "split": split})
+            if len(out) == count:
+                break
+        start += batch
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _splits(spec: GymSpec) -> dict[str, list[dict]]:
+    test = _items(spec, "test", TEST_RESERVE, frozenset())
+    test_q = frozenset(r["problem"] for r in test)
+    val = _items(spec, "validation", spec.validation, test_q)
+    train = _items(spec, "train", spec.train, test_q | {r["problem"] for r in val})
+    return {"test": test, "validation": val, "train": train}
+
+
+def source_rows(spec: GymSpec) -> list[dict]:
+    """Train then validation rows, each with its `split` (what decompose reads)."""
+    s = _splits(spec)
+    return s["train"] + s["validation"]
+
+
+def heldout_rows(spec: GymSpec) -> list[dict]:
+    """The first `spec.test` held-out questions (never in train or validation)."""
+    return _splits(spec)["test"][: spec.test]

@@ -1,0 +1,17 @@
+"""Entry script for the multi-process tests: `accelerate launch ... tests/train_entry.py train ARGS`.
+
+It registers the test reward (as the resume test's subprocess wrapper does) and runs the CLI.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import test_train_fixtures as fixtures  # noqa: E402
+
+fixtures.install()
+
+from srlkit.cli import main  # noqa: E402
+
+main(sys.argv[1:])
