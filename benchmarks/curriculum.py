@@ -64,7 +64,7 @@ def arm_config(train_cfg, arm: str, args, data: Path, out: Path):
     for name, steps in zip(phases, split_steps(args.steps, phases)):
         p = t.phases[name]
         p.steps = steps
-        p.save_every = max(1, min(10, steps))
+        p.save_every = max(1, min(args.save_every, steps)) if args.save_every else 0
         p.eval_every = 0
     return t
 
@@ -82,7 +82,7 @@ def arm_stats(run: Path) -> dict:
     ph = json.loads(p.read_text())["phases"]
     return {"updates": sum(v.get("updates", 0) for v in ph.values()),
             "asked": sum(v.get("steps", 0) for v in ph.values()),
-            "filter_rate": {k: v.get("filter_rate", 0.0) for k, v in ph.items() if k != "sft"} or None,
+            "filter_rate": {k: v.get("filter_rate", 0.0) for k, v in ph.items() if v.get("kind") != "sft"} or None,
             "prompts": sum(v.get("prompts_consumed", 0) for v in ph.values()),
             "train_s": sum(v.get("wall_s", 0.0) for v in ph.values())}
 
@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-max-new-tokens", type=int, default=96)
     ap.add_argument("--heldout", type=Path, default=None,
                     help="a held-out .jsonl (id, problem, answer) instead of generating gym:chain_sum's test split")
+    ap.add_argument("--save-every", type=int, default=10,
+                    help="checkpoint every N steps, so a killed arm resumes (0: phase ends only)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
@@ -178,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{arm}] eval on {args.eval_size} held-out problems", file=sys.stderr, flush=True)
             ref = f"{arm}={args.model or recipe.train.model.name_or_path or 'base'}" if arm == "base" else f"{arm}={run}"
             cfg = EvalConfig(bench=[bench], k=args.k, temperature=1.0, max_new_tokens=args.eval_max_new_tokens,
-                             engine=recipe.train.rollout.engine, seed=args.seed, bootstrap=1000)
+                             engine=recipe.train.rollout.engine, seed=args.seed, bootstrap=1000,
+                             limit=args.eval_size)
             res = evaluate([ref], cfg, cached.with_suffix(".full.json"), data_dir=data, show=False)
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(json.dumps(res["results"][arm], indent=1))

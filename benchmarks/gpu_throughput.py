@@ -2,8 +2,14 @@
 
     # a fresh checkout with network: installs srlkit[vllm] and trl, then runs both sides on both models
     python benchmarks/gpu_throughput.py --install
-    # offline GPU box (no vLLM, no TRL, no Hub): srlkit's HF engine on a random-weight Qwen2.5-0.5B shape
-    python benchmarks/gpu_throughput.py --engine hf --sides srlkit --model random:qwen2.5-0.5b --tokenizer DIR
+    # offline GPU box with torch/transformers/peft (no vLLM, no Hub): HF engines on a random-weight
+    # Qwen2.5-0.5B shape. Prepare on a machine with PyPI access, carry .cache/gpu, then run there:
+    #   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+    #       -d .cache/gpu/whl pydantic pydantic-core annotated-types typing-inspection trl==1.16.0 \
+    #       datasets dill multiprocess difflib-fast
+    #   cp <bundled SmolLM2 folder>/{tokenizer.json,tokenizer_config.json,chat_template.jinja} .cache/gpu/tok/
+    pip install --no-index --no-deps --target /tmp/site .cache/gpu/whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
+    python benchmarks/gpu_throughput.py --engine hf --model random:qwen2.5-0.5b --tokenizer .cache/gpu/tok
 
 Per model and side, in its own subprocess: `--steps` measured GRPO steps after one warm-up,
 `--prompts` x `--G` samples of up to `--max-new` tokens from the same random-token chat
@@ -226,11 +232,13 @@ def run_trl(a, path: str) -> dict:
 
     prompts = prompt_messages(tok, a)
     ds = Dataset.from_list([{"prompt": p} for p in prompts])
-    prompt_tokens = statistics.mean(len(tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True))
-                                    for p in prompts)
+    prompt_tokens = statistics.mean(
+        len(tok(tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False), add_special_tokens=False)
+            ["input_ids"]) for p in prompts)
     vllm = a.engine == "vllm"
     args = GRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="trl-bench-"), bf16=_cuda(), use_cpu=not _cuda(), seed=0, per_device_train_batch_size=a.G * a.prompts,
+        output_dir=tempfile.mkdtemp(prefix="trl-bench-"), bf16=_cuda(), use_cpu=not _cuda(), seed=0,
+        per_device_train_batch_size=a.G * a.prompts,
         num_generations=a.G, max_completion_length=a.max_new, learning_rate=1e-6, beta=0.0, loss_type="dapo",
         num_iterations=1, max_steps=a.steps + 1, logging_steps=1, report_to=[], save_strategy="no",
         temperature=1.0, shuffle_dataset=False, disable_dropout=True, gradient_accumulation_steps=1,
@@ -255,7 +263,8 @@ def summarise(rows: list[dict], side: str, a) -> dict:
 
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k != "flops"}
     name = torch.cuda.get_device_name() if _cuda() else "cpu"
-    out = {"side": side, "engine": a.engine, "device": name, "steps": len(rows), **{k: round(v, 4) for k, v in med.items()},
+    out = {"side": side, "engine": a.engine, "device": name, "steps": len(rows),
+           **{k: round(v, 4) for k, v in med.items()},
            "tokens_per_s_per_gpu": round(statistics.median(r["batch_tokens"] / r["step_s"] for r in rows), 1),
            "peak_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if _cuda() else None,
            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}

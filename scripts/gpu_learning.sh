@@ -25,7 +25,7 @@ done
 bench() {  # name, arms, extra args...
   local name=$1 arms=$2; shift 2
   $PY benchmarks/curriculum.py --out "$OUT/$name" --arms "$arms" --steps "$STEPS" --eval-size "$EVAL" \
-      --heldout "$DATA/heldout.jsonl" --k 4 "$@" > "$OUT/$name.$arms.log" 2>&1
+      --heldout "$DATA/heldout.jsonl" --k 4 --save-every 0 "$@" > "$OUT/$name.$arms.log" 2>&1
 }
 
 for arm in base sft rlvr srl srl_rlvr; do bench main $arm & done

@@ -11,3 +11,17 @@ class ConfigError(SrlkitError):
 
 class DataError(SrlkitError):
     """A missing file, an unknown column, an unreadable source."""
+
+
+def did_you_mean(word: str, options: "list[str] | tuple[str, ...]") -> str:
+    """`; did you mean 'x'?` for the closest option, else the options, for one-line errors.
+
+    >>> did_you_mean("penalti", ["penalty", "order"]), did_you_mean("zzz", ["b", "a"])
+    ("; did you mean 'penalty'?", '; known: a, b')
+    """
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=1)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; known: {', '.join(sorted(options))}" if options else ""

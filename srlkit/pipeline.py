@@ -203,6 +203,35 @@ def _clear(stage: str, paths: Paths) -> None:
         shutil.rmtree(target)
 
 
+def _run_step(step: StagePlan, recipe: Recipe, paths: Paths, log: Callable[[str], None]) -> None:
+    if step.action in ("skip", "off"):
+        log(f"[{step.name}] skipped: {step.reason}")
+        return
+    log(f"[{step.name}] {'resuming' if step.action == 'resume' else 'running'}: {step.reason}")
+    paths.stamp(step.name).unlink(missing_ok=True)
+    if step.action == "run":
+        _clear(step.name, paths)
+    _write_stamp(paths.stamp(step.name, "started"), step.fingerprint)
+    start = time.perf_counter()
+    globals()[f"stage_{step.name}"](recipe, paths, step.action == "resume")
+    _write_stamp(paths.stamp(step.name), step.fingerprint, seconds=round(time.perf_counter() - start, 2))
+    paths.stamp(step.name, "started").unlink(missing_ok=True)
+
+
+def prepare_data(recipe: Recipe, out: Path | None = None, log: Callable[[str], None] = print) -> Path:
+    """The recipe's dataset, as `srlkit run` builds it (ROOT/data): the decompose stage, and the
+    embed stage when a phase uses the embedding reward, run first when their outputs do not
+    match the config (`srlkit train --config RECIPE` trains on this)."""
+    paths = Paths(pipeline_root(recipe, out))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    names = {r.name for n in recipe.train.curriculum for r in recipe.train.phases[n].rewards}
+    wanted = {"decompose", "embed"} if "embedding" in names else {"decompose"}
+    for step in plan(recipe, paths):
+        if step.name in wanted:
+            _run_step(step, recipe, paths, log)
+    return paths.data
+
+
 def run_pipeline(
     recipe: Recipe,
     out: Path | None = None,
@@ -213,16 +242,33 @@ def run_pipeline(
     paths = Paths(pipeline_root(recipe, out))
     paths.root.mkdir(parents=True, exist_ok=True)
     for step in plan(recipe, paths, force):
-        if step.action in ("skip", "off"):
-            log(f"[{step.name}] skipped: {step.reason}")
-            continue
-        log(f"[{step.name}] {'resuming' if step.action == 'resume' else 'running'}: {step.reason}")
-        paths.stamp(step.name).unlink(missing_ok=True)
-        if step.action == "run":
-            _clear(step.name, paths)
-        _write_stamp(paths.stamp(step.name, "started"), step.fingerprint)
-        start = time.perf_counter()
-        globals()[f"stage_{step.name}"](recipe, paths, step.action == "resume")
-        _write_stamp(paths.stamp(step.name), step.fingerprint, seconds=round(time.perf_counter() - start, 2))
-        paths.stamp(step.name, "started").unlink(missing_ok=True)
+        _run_step(step, recipe, paths, log)
+    for line in headline(paths):
+        log(line)
     return paths.report / "report.md"
+
+
+def headline(paths: Paths) -> list[str]:
+    """What the run achieved, said plainly: phases that did not train, base vs trained accuracy."""
+    import json
+
+    from srlkit.report.build import idle_warnings
+
+    lines = []
+    summ = paths.train / "summary.json"
+    if summ.is_file():
+        lines += [f"WARNING: {w.replace('**', '')}" for w in idle_warnings(json.loads(summ.read_text()))]
+    if paths.eval.is_file():
+        res = json.loads(paths.eval.read_text()).get("results", {})
+        if "base" in res and "trained" in res:
+            for bench, b in res["base"].items():
+                t = res["trained"].get(bench)
+                if not t or "greedy_ci" not in b:
+                    continue
+                verdict = ("trained beats base outside the 95% CIs" if t["greedy_ci"][0] > b["greedy_ci"][1]
+                           else "NOT better than base outside the 95% CIs")
+                lines.append(f"[eval] {bench} greedy accuracy, n={b['n']}: base {100 * b['greedy_acc']:.1f}% "
+                             f"[{100 * b['greedy_ci'][0]:.1f}, {100 * b['greedy_ci'][1]:.1f}] -> trained "
+                             f"{100 * t['greedy_acc']:.1f}% [{100 * t['greedy_ci'][0]:.1f}, "
+                             f"{100 * t['greedy_ci'][1]:.1f}]: {verdict}")
+    return lines

@@ -28,7 +28,7 @@ def test_dry_run_prints_resolved_toml(cli):
     cfg = tomllib.loads(res.out)
     assert cfg["curriculum"] == ["rlvr", "srl"] and cfg["seed"] == 7
     assert cfg["phases"]["srl"]["lr"] == 1e-6 and cfg["phases"]["srl"]["steps"] == 3
-    assert cfg["phases"]["rlvr"]["steps"] == 3 and cfg["phases"]["sft"]["steps"] == 5  # not in the curriculum: untouched
+    assert cfg["phases"]["rlvr"]["steps"] == 3 and cfg["phases"]["sft"]["steps"] == 60  # not in the curriculum: untouched
     assert cfg["model"]["lora"]["enabled"] is False and cfg["loss"]["aggregation"] == "dr_grpo"
 
 
@@ -36,7 +36,8 @@ def test_dry_run_default_is_the_tiny_cpu_recipe(cli):
     res = cli("train", "--dry-run")
     assert res.code == 0
     cfg = tomllib.loads(res.out)
-    assert cfg["rollout"]["num_generations"] == 4 and cfg["model"]["lora"]["r"] == 8
+    assert cfg["rollout"]["num_generations"] == 4 and cfg["model"]["lora"]["enabled"] is False
+    assert cfg["phases"]["srl"]["prompt_style"] == "continuation" and cfg["phases"]["srl"]["step_end"] == "boundary"
 
 
 def test_recipes_resolve(cli):

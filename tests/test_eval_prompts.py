@@ -14,7 +14,8 @@ from srlkit.errors import DataError
 
 def _source(path: Path, n: int = 6) -> Path:
     rows = [{"id": f"t{i}", "problem": f"Problem number {i}: what is {i} + {i}?",
-             "solution": f"1. **Add** {i} + {i} = {2 * i}\n2. **Answer** so it is \\boxed{{{2 * i}}}"} for i in range(n)]
+             "solution": f"1. **Add** {i} + {i} = {2 * i}\n2. **Answer** so it is \\boxed{{{2 * i}}}"}
+            for i in range(n)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 

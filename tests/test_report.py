@@ -67,8 +67,29 @@ def test_report_cli_writes_pngs_and_markdown(tmp_path, cli):
     for name in ("rewards.png", "filter_rate.png", "kl_clip_len.png", "time_split.png", "eval.png"):
         assert f"]({name})" in md
     assert "| validation (n=4) | greedy acc % [95% CI] | 25.0 [0.0, 50.0] | 50.0 [0.0, 50.0] |" in md
-    assert "| srl | 6 | 0.4000 | 60 |" in md
+    assert "| srl | – / 6 | – | – | 0.4000 | 60 |" in md  # an old summary without update counts
+    assert "did not train as asked" not in md
     assert str(out / "report.md") in res.out
+
+
+def test_report_shows_validation_curve_and_warns_about_idle_phases(tmp_path, cli):
+    run = fake_run(tmp_path)
+    (run / "eval.jsonl").write_text("".join(json.dumps(
+        {"phase": ph, "step": s, "global_step": g, "val/reward_mean": 0.3, "val/solve_accuracy": a,
+         "val/exact_step": 0.5} if ph == "srl" else
+        {"phase": ph, "step": s, "global_step": g, "val/reward_mean": a, "val/solve_accuracy": a}) + "\n"
+        for ph, s, g, a in [("srl", 0, 0, 0.02), ("srl", 6, 6, 0.2), ("rlvr", 6, 12, 0.3)]))
+    (run / "summary.json").write_text(json.dumps({"phases": {
+        "srl": {"steps": 6, "updates": 6, "filter_rate": 0.1, "prompts_consumed": 30, "wall_s": 60.0},
+        "rlvr": {"steps": 6, "updates": 0, "filter_rate": 1.0, "prompts_consumed": 40, "wall_s": 9.0,
+                 "gave_up": "rlvr: 5 draws in a row with every group's rewards equal (all 0)"}}}))
+    res = cli("report", run)
+    assert res.code == 0, res.err
+    md = (run / "report" / "report.md").read_text()
+    assert _is_png(run / "report" / "val_accuracy.png") and "](val_accuracy.png)" in md
+    assert "## Warning: phases that did not train as asked" in md
+    assert "**rlvr made 0 of 6 optimizer updates**: rlvr: 5 draws in a row" in md
+    assert "| srl | 6 / 6 | 0.10 | 30 |" in md and "| rlvr | 0 / 6 | 1.00 | 40 |" in md
 
 
 def test_report_without_eval_and_custom_out(tmp_path, cli):

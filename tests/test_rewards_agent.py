@@ -6,6 +6,7 @@ import doctest
 import importlib
 
 import pytest
+from pydantic import ValidationError
 
 from srlkit.config import RewardSpec
 from srlkit.errors import ConfigError
@@ -94,7 +95,9 @@ def test_scorer_accepts_plain_dicts_and_custom_rewards():
 
 def test_config_mistakes_are_one_line_errors():
     with pytest.raises(ConfigError, match="unknown reward 'nope'"):
-        build_scorer([RewardSpec(name="nope")])
+        build_scorer([{"name": "nope"}])
+    with pytest.raises(ValidationError, match="unknown reward 'nope'"):  # a spec is checked when it is made
+        RewardSpec(name="nope")
     with pytest.raises(ConfigError, match="no rewards configured"):
         build_scorer([])
     with pytest.raises(ConfigError, match="components"):

@@ -66,7 +66,7 @@ def test_values_and_format_penalty(reward):
     assert reward.last_stats["format_failures"] == 1.0
     assert reward.last_stats["scoring_errors"] == 0.0
     assert reward.last_stats["correct"] == 4.0
-    pen = make_reward("math", format_penalty=-1.0)
+    pen = make_reward("math", penalty=-1.0)  # was format_penalty (now an error)
     try:
         assert pen(["no answer", r"\boxed{3}"], [{"answer": "3"}] * 2) == [-1.0, 1.0]
     finally:

@@ -122,9 +122,9 @@ def test_slow_path_flag_gives_same_values():
 def test_bad_order_is_a_config_error(cli):
     from srlkit.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="order must be"):
+    with pytest.raises(ConfigError, match="params.order: Input should be 'action_target' or 'target_action'"):
         make_reward("step_similarity", order="backwards")
-    with pytest.raises(ConfigError, match="bad params"):
+    with pytest.raises(ConfigError, match="has no parameter 'nope'"):
         make_reward("step_similarity", nope=1)
 
 

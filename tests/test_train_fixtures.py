@@ -74,7 +74,8 @@ def tiny_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
     sets = [
         "train.rollout.num_generations=2", "train.rollout.max_new_tokens=8", "train.rollout.truncation='keep'",
         "train.rollout.max_prompt_tokens=512", "train.report_to=['jsonl']", "train.sample_every=2",
-        "train.keep_checkpoints=10",
+        "train.keep_checkpoints=10", "train.model.lora.enabled=true", "train.model.lora.r=8",
+        "train.model.lora.alpha=16",
     ]
     for ph, table in (("srl", "srl"), ("rlvr", "rlvr"), ("sft", "srl")):
         rewards = "[]" if ph == "sft" else "[{name='test_len'}]"

@@ -8,10 +8,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import test_train_fixtures as fixtures  # noqa: E402
+if __name__ == "__main__":  # reward worker processes re-import this file: they must not train
+    import test_train_fixtures as fixtures
 
-fixtures.install()
+    fixtures.install()
 
-from srlkit.cli import main  # noqa: E402
+    from srlkit.cli import main
 
-main(sys.argv[1:])
+    main(sys.argv[1:])

@@ -49,10 +49,83 @@ def resolve_config(
     return cfg
 
 
+def recipe_data(config: Path | None, sets: list[str], *, build: bool) -> str | None:
+    """The dataset of a recipe whose `[decompose]` is not the bundled default: `srlkit run`'s
+    ROOT/data, decomposed first (by the main process only) when `build` and it is missing."""
+    if config is None:
+        return None
+    from srlkit.config import DecomposeConfig, load_recipe
+    from srlkit.pipeline import Paths, pipeline_root, prepare_data
+
+    recipe = load_recipe(config, [s for s in sets if s.startswith(("decompose.", "embed.", "name", "out"))])
+    if recipe.decompose == DecomposeConfig():
+        return None  # the bundled CHAMP data, cached by the trainer
+    if not build:
+        return str(Paths(pipeline_root(recipe)).data)
+    from srlkit.train.dist import launch_main_first
+
+    with launch_main_first():
+        return str(prepare_data(recipe))
+
+
+# Shapes of models a dry run may name without having them on disk (config.json values).
+KNOWN_SHAPES = {
+    None: dict(hidden_size=576, num_hidden_layers=30, intermediate_size=1536, vocab_size=49152,
+               num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True, model_type="llama"),
+    "Qwen/Qwen2.5-7B-Instruct": dict(hidden_size=3584, num_hidden_layers=28, intermediate_size=18944,
+                                     vocab_size=152064, num_attention_heads=28, num_key_value_heads=4,
+                                     tie_word_embeddings=False, model_type="qwen2"),
+}
+
+
+def _launch_backend() -> str:
+    import os
+
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        return "fsdp"
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        return f"zero{os.environ.get('ACCELERATE_DEEPSPEED_ZERO_STAGE', '2')}"
+    return "ddp"
+
+
+def memory_lines(cfg, world_size: int | None, backend: str | None, gpu_gib: float | None) -> list[str]:
+    """The per-GPU memory estimate of `cfg` as text lines (see srlkit.train.memory)."""
+    import json
+    import os
+
+    from srlkit.errors import ConfigError
+    from srlkit.train.memory import GiB, Shape, estimate_for
+
+    name = cfg.model.name_or_path
+    config = Path(name) / "config.json" if name else None
+    if config is not None and config.is_file():
+        shape = Shape.from_config(json.loads(config.read_text()))
+    elif name in KNOWN_SHAPES:
+        shape = Shape.from_config(KNOWN_SHAPES[name])
+    else:
+        return [f"memory: no estimate (the config of '{name}' is not on disk; pass a local model folder)"]
+    world = world_size or int(os.environ.get("WORLD_SIZE", "1"))
+    backend = backend or _launch_backend()
+    if backend not in ("ddp", "fsdp", "zero2", "zero3"):
+        raise ConfigError(f"--backend {backend}: use ddp, fsdp, zero2 or zero3")
+    card = gpu_gib * GiB if gpu_gib else None
+    if card is None:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                card = float(torch.cuda.get_device_properties(0).total_memory)
+        except Exception:
+            pass
+    est = estimate_for(cfg, shape, world_size=world, backend=backend, card_bytes=card)
+    head = f"memory per GPU ({world} process(es), {backend}, {shape.params() / 1e9:.2f}B parameters):"
+    return [head, *est.lines(card)]
+
+
 @app.command("train")
 def cmd(
     config: Path = typer.Option(None, "--config", "-c", help="Recipe TOML (its \\[train] table). Default: pipelines/tiny-cpu.toml."),
-    curriculum: str = typer.Option(None, "--curriculum", help="Phases in order, e.g. srl,rlvr (any of srl, rlvr, sft)."),
+    curriculum: str = typer.Option(None, "--curriculum", help="Phases in order, e.g. srl,rlvr: srl, rlvr, sft, or any name with a \\[train.phases.NAME] table."),
     model: str = typer.Option(None, "--model", help="HF model id or folder. Default: the bundled SmolLM2-135M-Instruct."),
     data: str = typer.Option(None, "--data", help="A `srlkit decompose` folder. Default: the bundled CHAMP data."),
     out: str = typer.Option(None, "--out", help="Run folder. Default: runs/<UTC timestamp>."),
@@ -61,7 +134,10 @@ def cmd(
     lora: bool = typer.Option(None, "--lora/--no-lora", help="LoRA adapter or full fine-tuning."),
     max_steps: int = typer.Option(None, "--max-steps", help="Steps per phase, for every phase."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config as TOML and exit."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config as TOML, with a per-GPU memory estimate, and exit."),
+    world_size: int = typer.Option(None, "--world-size", help="--dry-run: processes to estimate for (default: $WORLD_SIZE or 1)."),
+    backend: str = typer.Option(None, "--backend", help="--dry-run: ddp, fsdp, zero2 or zero3 (default: from the accelerate launch)."),
+    gpu_gib: float = typer.Option(None, "--gpu-gib", help="--dry-run: GPU memory in GiB to check against (default: this machine's GPU)."),
     sets: list[str] = typer.Option([], "--set", help="Override any recipe field: KEY=VALUE, e.g. train.phases.srl.lr=1e-6."),
 ) -> None:
     """Train with the SRL / RLVR / SFT curriculum (GRPO learner, exact resume)."""
@@ -71,14 +147,23 @@ def cmd(
 
     cfg = resolve_config(config, sets, curriculum=curriculum, model=model, data=data, out=out, seed=seed,
                          engine=engine, lora=lora, max_steps=max_steps, resume=resume)
+    recipe_dir = recipe_data(config, sets, build=False) if cfg.data is None else None
     if dry_run:
         stdout.print(to_toml(cfg), end="", markup=False, highlight=False, soft_wrap=True)
+        if recipe_dir:
+            stdout.print(f"# data: {recipe_dir} (the recipe's [decompose] output, built first when missing)",
+                         markup=False, highlight=False, soft_wrap=True)
+        for line in memory_lines(cfg, world_size, backend, gpu_gib):  # TOML comments: the output still parses
+            stdout.print(f"# {line}", markup=False, highlight=False, soft_wrap=True)
         return
     if resume and not cfg.out:
         from srlkit.errors import ConfigError
 
         raise ConfigError("--resume needs --out RUN (the run folder to continue)")
     from srlkit.train.run import default_out, train
+
+    if recipe_dir:
+        cfg.data = recipe_data(config, sets, build=True)
 
     if not cfg.out:
         cfg.out = str(default_out())

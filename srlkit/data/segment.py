@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from srlkit.data.sources import Reject
 
 _MARK = re.compile(
-    r"^[ \t]*(?P<head>#{1,6}[ \t]*)?(?P<bold>\*\*)?"
+    r"^(?P<ind>[ \t]*)(?P<head>#{1,6}[ \t]*)?(?P<bold>\*\*)?"
     r"(?:step[ \t]*(?P<sn>\d{1,3})[ \t]*[:.)\-]?|(?P<n>\d{1,3})[.)](?=[ \t*]|$))",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -54,8 +54,23 @@ class Segmented:
     preamble: str | None = None
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" \t"))
+def _markers(lines: list[str], level: int | None) -> tuple[list[tuple], int | None, int | None]:
+    """Markers counting 1, 2, 3... at indentation `level` (None: the first "1"'s), plus the level
+    used and the smallest indentation of any "1" marker."""
+    marks, expect, pos, low = [], 1, 0, None
+    for line in lines:
+        m = _MARK_LINE.match(line)
+        if m is not None:
+            sn, n = m.group("sn", "n")
+            k, ind = int(sn or n), m.end("ind")
+            if k == 1 and (low is None or ind < low):
+                low = ind
+            if k == expect and (level is None or ind == level):
+                level = ind
+                marks.append((pos, pos + m.end(), bool(m.group("head")), bool(m.group("bold"))))
+                expect += 1
+        pos += len(line) + 1
+    return marks, level, low
 
 
 def numbered(text: str) -> Segmented | None:
@@ -70,21 +85,9 @@ def numbered(text: str) -> Segmented | None:
     # Markers sit at line starts (`^` under re.M), so only line starts are tried: matching
     # each line is exact and far cheaper than letting the regex scan every character.
     lines = text.split("\n")
-    found, pos = [], 0
-    for line in lines:
-        m = _MARK_LINE.match(line)
-        if m is not None:
-            found.append((pos, m, int(m.group("sn") or m.group("n")), _indent(line)))
-        pos += len(line) + 1
-    ones = [ind for _, _, k, ind in found if k == 1]
-    if not ones:
-        return None
-    level = min(ones)  # the outer list: a nested "1." sits deeper than the outer one
-    marks, expect = [], 1
-    for start, m, k, ind in found:
-        if k == expect and ind == level:
-            marks.append((start, start + m.end(), bool(m.group("head")), bool(m.group("bold"))))
-            expect += 1
+    marks, level, low = _markers(lines, None)
+    if level != low:  # a nested "1." came first: the outer list is the least indented one
+        marks, level, low = _markers(lines, low)
     if len(marks) < 2:
         return None
     steps, titles = [], []
@@ -93,7 +96,7 @@ def numbered(text: str) -> Segmented | None:
         title, body = _split_title(text[stop:end], head, bold)
         steps.append(body)
         titles.append(title)
-    head = text[: marks[0][0]].split("\n")
+    head = text[: marks[0][0]].split("\n") if marks[0][0] else ()
     pre = "\n".join(ln for ln in head if not (_is_header(ln) or _HEADING.match(ln))).strip()
     if pre:
         return Segmented("numbered", [pre, *steps], [None, *titles], preamble="step")

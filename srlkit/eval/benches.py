@@ -62,12 +62,12 @@ CHAMP_HELDOUT_EVERY = 5
 @functools.lru_cache(maxsize=1)
 def champ_problems() -> tuple[BenchRow, ...]:
     """All bundled CHAMP problems that have a final answer, in file order (the file is 70 MB: cached)."""
-    from srlkit.assets import champ_path
+    from srlkit.assets import champ_answer, champ_path
 
     data = json.loads(champ_path().read_text(encoding="utf-8"))["problems"]
     rows = []
     for pid, p in data.items():
-        ans = p.get("_answer")
+        ans, _why = champ_answer(p.get("_answer"))  # prose golds are left out, as in RLVR
         if ans:
             rows.append(BenchRow(str(pid), str(p["_text"]), str(ans)))
     return tuple(rows)

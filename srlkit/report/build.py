@@ -39,9 +39,22 @@ def find_eval(run_dir: Path) -> Path | None:
     return None
 
 
+def idle_warnings(summary: dict[str, Any]) -> list[str]:
+    """One line per phase that made fewer optimizer updates than asked (or gave up)."""
+    out = []
+    for name, s in summary.get("phases", summary).items():
+        if not isinstance(s, dict) or "updates" not in s:
+            continue
+        if s["updates"] < s.get("steps", 0) or s.get("gave_up"):
+            why = f": {s['gave_up']}" if s.get("gave_up") else ""
+            out.append(f"**{name} made {s['updates']} of {s.get('steps')} optimizer updates**{why}")
+    return out
+
+
 def _summary_table(summary: dict[str, Any]) -> str:
     phases = summary.get("phases", summary)
-    lines = ["| phase | steps | best val | wall time (s) |", "|---|---|---|---|"]
+    lines = ["| phase | updates / steps asked | filter rate | prompts consumed | best val | wall time (s) |",
+             "|---|---|---|---|---|---|"]
     for name, s in phases.items():
         if not isinstance(s, dict):
             continue
@@ -51,7 +64,10 @@ def _summary_table(summary: dict[str, Any]) -> str:
         best_s = f"{best:.4f}" if isinstance(best, (int, float)) else "–"
         wall = s.get("wall_time", s.get("wall_s"))
         wall_s = f"{wall:.0f}" if isinstance(wall, (int, float)) else "–"
-        lines.append(f"| {name} | {s.get('steps', '–')} | {best_s} | {wall_s} |")
+        upd = f"{s['updates']} / {s.get('steps', '–')}" if "updates" in s else f"– / {s.get('steps', '–')}"
+        fr = s.get("filter_rate")
+        fr_s = f"{fr:.2f}" if isinstance(fr, (int, float)) else "–"
+        lines.append(f"| {name} | {upd} | {fr_s} | {s.get('prompts_consumed', '–')} | {best_s} | {wall_s} |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
@@ -73,6 +89,11 @@ def build_report(run_dir: Path, out: Path | None = None, *, eval_path: Path | No
     figs: list[tuple[str, str, Path | None]] = [
         ("Reward per phase", "Mean reward per optimizer step with each reward component; red points are "
          "validation.", plots.plot_rewards(metrics, out / "rewards.png", val_rows)),
+        ("Validation during training", "Whole-solution greedy accuracy on validation problems "
+         "(`val/solve_accuracy`, every phase) and, in SRL phases, the share of validation steps written exactly "
+         "as the expert wrote them (`val/exact_step`).",
+         plots.plot_lines(val_rows, ["val/solve_accuracy", "val/exact_step"], out / "val_accuracy.png",
+                          "validation during training")),
         ("Dynamic sampling", "Share of prompt groups dropped because their rewards had (near) zero spread.",
          plots.plot_lines(metrics, ["sampling/filter_rate", "sampling/attempts"], out / "filter_rate.png",
                           "dynamic sampling")),
@@ -94,7 +115,11 @@ def build_report(run_dir: Path, out: Path | None = None, *, eval_path: Path | No
     md = [f"# Training report: `{run_dir.name}`", ""]
     run_summary = run_dir / "summary.json"
     if run_summary.is_file():
-        table = _summary_table(json.loads(run_summary.read_text(encoding="utf-8")))
+        run_s = json.loads(run_summary.read_text(encoding="utf-8"))
+        warn = idle_warnings(run_s)
+        if warn:
+            md += ["## Warning: phases that did not train as asked", ""] + [f"- {w}" for w in warn] + [""]
+        table = _summary_table(run_s)
         if table:
             md += ["## Phases", "", table, ""]
     if metrics:

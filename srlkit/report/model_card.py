@@ -61,7 +61,7 @@ def _phase_rows(cfg: dict[str, Any], summary: dict[str, Any]) -> list[str]:
         steps = (summary.get(name) or {}).get("steps", p.get("steps", "?"))
         dyn = (p.get("sampling") or {}).get("dynamic", False)
         rows.append(f"| {name} | {p.get('table', '?')} | {rewards} | {steps} | {p.get('prompts_per_step', '?')} "
-                    f"| {g if name != 'sft' else '—'} | {p.get('lr', '?')} | {'yes' if dyn else 'no'} |")
+                    f"| {g if p.get('kind', 'grpo') != 'sft' else '—'} | {p.get('lr', '?')} | {'yes' if dyn else 'no'} |")
     return rows
 
 

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from srlkit.rewards.base import Reward, register
+from srlkit.rewards.base import Reward, RewardParams, register
 from srlkit.rewards.parse import parse_completion
 from srlkit.rewards.similarity import ratio
 
@@ -109,7 +109,13 @@ class AgentAction(Reward):
         return values
 
 
-@register("agent_action")
+class AgentActionParams(RewardParams):
+    penalty: float = -1.0
+    partial: bool = True
+    prefilled_think: bool = False
+
+
+@register("agent_action", params=AgentActionParams)
 def agent_action(penalty: float = -1.0, partial: bool = True, prefilled_think: bool = False) -> AgentAction:
     """1.0 for the same tool call (name + canonical JSON args); partial credit by difflib ratio otherwise.
 

@@ -15,7 +15,9 @@ from typing import Any
 
 from srlkit.embed.store import embed_command, load_vectors, resolve_model
 from srlkit.errors import ConfigError, DataError
-from srlkit.rewards.base import Reward, register
+from pydantic import Field
+
+from srlkit.rewards.base import Reward, RewardParams, register
 from srlkit.rewards.parse import parse_completion
 from srlkit.schema import step_hash
 
@@ -78,7 +80,16 @@ class EmbeddingSimilarity(Reward):
         self._encoder = None
 
 
-@register("embedding")
+class EmbeddingParams(RewardParams):
+    data_dir: str | Path | None = None  # filled in by build_scorer from train.data
+    model: str | None = None
+    penalty: float = -1.0
+    batch_size: int = Field(64, ge=1)
+    device: str | None = None
+    prefilled_think: bool = False
+
+
+@register("embedding", params=EmbeddingParams)
 def embedding(
     data_dir: str | Path | None = None,
     model: str | None = None,

@@ -1,6 +1,7 @@
 """The RLVR reward: extract the final answer and verify it against the gold answer with math-verify.
 
-Values are 1.0 (correct), 0.0 (wrong) or `format_penalty` (no answer could be extracted).
+Values are 1.0 (correct), 0.0 (wrong) or `penalty` (no answer could be extracted; the
+parameter was called `format_penalty` before, a name that is now an error saying so).
 A check that reaches no verdict (a timeout, an unparsable gold answer, an exception in
 math-verify) gets `error_value`, is counted in `last_stats["scoring_errors"]` and logged.
 It is never silently turned into a plain 0. The checks run in `VerifyPool` worker processes,
@@ -13,10 +14,12 @@ import logging
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from srlkit.rewards.answers import extract_answer
-from srlkit.rewards.base import Reward, register
+from pydantic import Field
+
+from srlkit.rewards.base import Reward, RewardParams, register
 from srlkit.rewards.verify_pool import Outcome, VerifyPool
 
 log = logging.getLogger(__name__)
@@ -47,18 +50,18 @@ def as_latex(answer: str) -> str:
 
 class MathReward(Reward):
     def __init__(
-        self, format_penalty: float, error_value: float, timeout: float, workers: int,
+        self, penalty: float, error_value: float, timeout: float, workers: int,
         max_answer_chars: int, answer_key: str,
     ) -> None:
         super().__init__()
-        self.format_penalty, self.error_value = float(format_penalty), float(error_value)
+        self.penalty, self.error_value = float(penalty), float(error_value)
         self.max_answer_chars, self.answer_key = int(max_answer_chars), answer_key
         self.pool = VerifyPool(workers=workers, timeout=timeout)
         # (gold, pred) -> Outcome. G rollouts often repeat an answer, and epochs repeat problems.
         self._cache: OrderedDict[tuple[str, str], Outcome] = OrderedDict()
 
     def __call__(self, completions: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[float]:
-        values = [self.format_penalty] * len(completions)
+        values = [self.penalty] * len(completions)
         stats: Counter[str] = Counter()
         todo: dict[tuple[str, str], list[int]] = {}
         for i, (text, row) in enumerate(zip(completions, rows, strict=True)):
@@ -110,9 +113,20 @@ class MathReward(Reward):
         self.pool.close()
 
 
-@register("math")
+class MathParams(RewardParams):
+    renamed: ClassVar[dict[str, str]] = {"format_penalty": "penalty"}
+
+    penalty: float = 0.0  # no answer could be extracted
+    error_value: float = 0.0  # no verdict (timeout, unparsable gold)
+    timeout: float = Field(5.0, gt=0)
+    workers: int = Field(1, ge=1)
+    max_answer_chars: int = Field(2_000, ge=1)
+    answer_key: str = "answer"
+
+
+@register("math", params=MathParams)
 def math_reward(
-    format_penalty: float = 0.0,
+    penalty: float = 0.0,
     error_value: float = 0.0,
     timeout: float = 5.0,
     workers: int = 1,
@@ -130,4 +144,4 @@ def math_reward(
     (1.0, 0.0)
     >>> fn.close()
     """
-    return MathReward(format_penalty, error_value, timeout, workers, max_answer_chars, answer_key)
+    return MathReward(penalty, error_value, timeout, workers, max_answer_chars, answer_key)

@@ -17,9 +17,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, ValidationError, field_validator
+
 from srlkit.config import RewardSpec
 from srlkit.errors import ConfigError
-from srlkit.rewards.base import REGISTRY, Reward, RewardFn, ScoreResult, _load_builtin, make_reward, register
+from srlkit.rewards.base import (
+    REGISTRY, Reward, RewardFn, RewardParams, ScoreResult, _load_builtin, make_reward, register,
+)
 
 
 def _make(name: str, params: Mapping[str, Any], data_dir: Path | None) -> RewardFn:
@@ -90,7 +94,10 @@ def build_scorer(specs: Sequence[RewardSpec | Mapping[str, Any]], data_dir: Path
     """A `Scorer` from `[[...rewards]]` specs (name, weight, params)."""
     parts = []
     for spec in specs:
-        spec = spec if isinstance(spec, RewardSpec) else RewardSpec.model_validate(dict(spec))
+        try:
+            spec = spec if isinstance(spec, RewardSpec) else RewardSpec.model_validate(dict(spec))
+        except ValidationError as e:  # unknown reward or params: the first problem, on one line
+            raise ConfigError(str(e.errors()[0]["msg"]).removeprefix("Value error, ")) from None
         parts.append((spec.name, spec.weight, _make(spec.name, spec.params, data_dir)))
     return Scorer(parts)
 
@@ -113,7 +120,21 @@ class Mixed(Reward):
         self.scorer.close()
 
 
-@register("mixed")
+class MixedParams(RewardParams):
+    components: list[RewardSpec] = Field(default_factory=list)  # each checked like a phase's rewards
+    data_dir: str | Path | None = None
+
+    @field_validator("components")
+    @classmethod
+    def _flat(cls, v: list[RewardSpec]) -> list[RewardSpec]:
+        if not v:
+            raise ValueError("the mixed reward needs params.components = [{name=..., weight=...}, ...]")
+        if any(c.name == "mixed" for c in v):
+            raise ValueError("a mixed reward cannot contain another mixed reward; list the components directly")
+        return v
+
+
+@register("mixed", params=MixedParams)
 def mixed(components: Sequence[Mapping[str, Any]] = (), data_dir: str | Path | None = None) -> Mixed:
     """Weighted sum of registered rewards: `components = [{name, weight, params}, ...]`.
 

@@ -32,7 +32,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from srlkit.errors import ConfigError
-from srlkit.rewards.base import Reward, register
+from pydantic import Field
+
+from srlkit.rewards.base import Reward, RewardParams, register
 from srlkit.rewards.parse import MISSING_THINK, parse_completion
 
 Order = Literal["action_target", "target_action"]
@@ -170,7 +172,17 @@ class StepSimilarity(Reward):
             self.pool = None
 
 
-@register("step_similarity")
+class StepSimilarityParams(RewardParams):
+    penalty: float = -1.0  # the value of a format failure
+    order: Order = "action_target"
+    autojunk: bool = False
+    fast: bool = True
+    prefilled_think: bool = False
+    workers: int = Field(0, ge=0)
+    lenient: bool = False
+
+
+@register("step_similarity", params=StepSimilarityParams)
 def step_similarity(
     penalty: float = -1.0,
     order: Order = "action_target",

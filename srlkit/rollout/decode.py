@@ -103,6 +103,13 @@ def _cache_kwarg(model: Any) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+def _plain_attention(model: Any) -> bool:
+    """Every layer caches plain keys/values (full or sliding attention), what `SlabLayer` holds."""
+    cfg = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
+    kinds = getattr(cfg, "layer_types", None) or []
+    return set(kinds) <= {"full_attention", "sliding_attention"}
+
+
 def _n_layers(model: Any) -> int:
     cfg = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
     return int(cfg.num_hidden_layers)
@@ -138,12 +145,12 @@ def decode_groups(
         ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
         mask[i, width - len(p):] = 1
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    if slab_cache:
+    if slab_cache and _plain_attention(model):
         cache = SlabCache(_n_layers(model), width + max_new_tokens)
-    else:  # benchmarks only: transformers' own growing cache
+    else:  # other layer kinds (linear attention...), or benchmarks: transformers' own cache
         from transformers import DynamicCache
 
-        cache = DynamicCache()
+        cache = DynamicCache(config=model.config)
     kw = _cache_kwarg(model)
     out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
                 use_cache=True, logits_to_keep=1, **{kw: cache})

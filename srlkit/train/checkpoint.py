@@ -61,7 +61,13 @@ def load_trainable(model: Any, tensors: dict[str, torch.Tensor]) -> None:
                           "resume with the same --model and LoRA settings")
     with torch.no_grad():
         for n, t in tensors.items():
-            params[n].copy_(t.to(params[n].device, params[n].dtype))
+            p = params[n]
+            t = t.to(p.device, p.dtype)
+            if hasattr(p, "device_mesh") and hasattr(p, "placements"):  # an FSDP2 shard (DTensor)
+                from torch.distributed.tensor import distribute_tensor
+
+                t = distribute_tensor(t, p.device_mesh, p.placements)
+            p.copy_(t)
 
 
 def save_checkpoint(run: Path, name: str, *, model: Any, optimizer: Any, scheduler: Any,

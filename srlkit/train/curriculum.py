@@ -9,28 +9,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from srlkit.config import PhaseConfig, TrainConfig
-from srlkit.errors import ConfigError
+from srlkit.config import PhaseConfig, TrainConfig, check_train
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Fail before loading anything when the curriculum cannot run."""
-    if not cfg.curriculum:
-        raise ConfigError("the curriculum is empty; pass e.g. --curriculum srl,rlvr")
-    for name in cfg.curriculum:
-        if name not in cfg.phases:
-            raise ConfigError(f"phase '{name}' has no [train.phases.{name}] table")
-        pc = cfg.phases[name]
-        if pc.kind == "sft" and pc.table != "srl":
-            raise ConfigError(f"the {name} phase is kind sft and trains on expert steps: set train.phases.{name}.table = \"srl\"")
-        if pc.kind != "sft" and not pc.rewards:
-            raise ConfigError(f"phase '{name}' has no rewards; add [[train.phases.{name}.rewards]]")
-        if pc.prompts_per_step < 1 or pc.micro_batch_size < 1 or pc.mu < 1:
-            raise ConfigError(f"phase '{name}': prompts_per_step, micro_batch_size and mu must be >= 1")
-        if pc.steps is not None and pc.steps < 1:
-            raise ConfigError(f"phase '{name}': steps must be >= 1 (or unset to use epochs)")
-    if cfg.rollout.num_generations < 2 and any(cfg.phases[n].kind != "sft" for n in cfg.curriculum):
-        raise ConfigError("GRPO needs rollout.num_generations >= 2 (group-relative advantages)")
+    """Fail before loading anything when the curriculum cannot run.
+
+    The same checks run when the config is built (`srlkit.config.check_train`); this repeats
+    them for a config changed in place since (e.g. `cfg.rollout.num_generations = 1`).
+    """
+    check_train(cfg)
 
 
 def phase_steps(pc: PhaseConfig, n_prompts: int) -> int:

@@ -41,8 +41,16 @@ def make_accelerator(compute_dtype: torch.dtype, **kwargs: Any) -> Any:
     # Rotary caches are the only buffers and are identical on every rank: broadcasting them on
     # each forward would add a collective to no-grad passes, whose counts differ per rank.
     ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
-    # Without a GPU, accelerate only builds a gloo world (MULTI_CPU) when told cpu=True.
-    kwargs.setdefault("cpu", not torch.cuda.is_available())
+    # Without a GPU, accelerate only builds a gloo world (MULTI_CPU) when told cpu=True, and
+    # there it never selects FSDP or DeepSpeed: it would silently run DDP instead.
+    if not torch.cuda.is_available():
+        import os
+
+        for flag, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+            if os.environ.get(flag, "false").lower() == "true":
+                raise ConfigError(f"{name} needs CUDA GPUs (accelerate builds it only on a GPU world); on CPU "
+                                  "launch with `accelerate launch --multi_gpu --num_processes N` (DDP over gloo)")
+        kwargs.setdefault("cpu", True)
     acc = Accelerator(mixed_precision=mp, step_scheduler_with_optimizer=False, kwargs_handlers=[ddp], **kwargs)
     return acc
 
@@ -140,4 +148,19 @@ def main_first(acc: Any):
         yield
         return
     with acc.main_process_first():
+        yield
+
+
+@contextmanager
+def launch_main_first():
+    """Before the trainer exists (e.g. building the recipe's dataset): under `accelerate launch`
+    the main process runs the block first, the others after it."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        yield
+        return
+    from accelerate import PartialState
+
+    with PartialState(cpu=not torch.cuda.is_available()).main_process_first():
         yield

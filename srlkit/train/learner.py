@@ -128,6 +128,7 @@ class Learner:
 
     @torch.no_grad()
     def logprobs(self, batch: RolloutBatch, model: Any, ctx=nullcontext) -> torch.Tensor:
+        batch = batch.to(self.device)
         out = []
         mbs = self.phase.micro_batch_size if self.phase else 8
         with eval_mode(model), ctx(), self.acc.autocast():

@@ -74,15 +74,18 @@ def cut_at_boundary(tokenizer: Any, sample: Any, keep_eos: bool = False) -> Any:
 
     ids = list(sample.token_ids)
     text = ""
-    start = None
     for j, t in enumerate(ids):
         if t == tokenizer.eos_token_id:
             ids = ids[: j + 1] if keep_eos else ids[:j]
             break
         text += tokenizer.decode([t], skip_special_tokens=True)
-        if start is None:
-            start = _action_start(text) if "<think>" not in text or "</think>" in text else None
-        if start is not None and "\n" in text[start:] and text[start:].strip():
+        head = text.lstrip()
+        if len(head) < len("<think>") and "<think>".startswith(head):
+            continue  # may still open a think block
+        if head.startswith("<think>") and "</think>" not in text:
+            continue  # inside the monologue: its line breaks are not step boundaries
+        start = _action_start(text)
+        if "\n" in text[start:] and text[start:].strip():
             body = text[start:]
             nl = body.find("\n", len(body) - len(body.lstrip()))
             if nl >= 0:

@@ -182,17 +182,21 @@ class Trainer:
         if self.world > 1:
             self.state["cursors"] = cursors
         sharded = self._sharded()
+        opt_sharded = sharded or str(self.acc.distributed_type).endswith("DEEPSPEED")  # ZeRO partitions it
         ck.save_checkpoint(self.run_dir, f"{name}-{step:06d}", model=self._unwrapped(),
                            optimizer=None if phase_done else self.learner.optimizer,
                            scheduler=None if phase_done else self.learner.scheduler,
                            state=self.state, config_toml=self.config_toml, keep=self.cfg.keep_checkpoints,
                            acc=self.acc, weights=self._full_trainable() if sharded else None,
-                           sharded_optimizer=sharded)
+                           sharded_optimizer=opt_sharded)
         self._write_state()
 
     def _sharded(self) -> bool:
-        """FSDP: the module holds parameter shards (saves gather them, optimizer state stays per rank)."""
-        return str(self.acc.distributed_type).endswith("FSDP")
+        """FSDP or ZeRO-3: the module holds parameter shards (saves gather them first)."""
+        kind = str(self.acc.distributed_type)
+        if kind.endswith("DEEPSPEED"):
+            return getattr(self.acc.state.deepspeed_plugin, "zero_stage", 0) == 3
+        return kind.endswith("FSDP")
 
     def _full_state(self) -> dict[str, Any] | None:
         """The gathered full state dict under FSDP (a collective: every rank calls it), else None."""
@@ -236,6 +240,7 @@ class Trainer:
                                      max_new_tokens=pc.max_new_tokens)
         else:
             m = heldout.nll_score(self.learner, self.tok, val, self.cfg.rollout)
+        m = dist.gather(self.acc, m)[0]  # the main process's scores decide "best" on every rank
         if not m:
             return None
         m.update(self._solve_metrics())
@@ -351,7 +356,7 @@ class Trainer:
             scorer.close()  # e.g. the math-verify process pool
         self._save_hf(cur.phase_dir(self.run_dir, name) / "final")
         prev = self.summary.get(name, {})
-        self.summary[name] = {"index": index, "steps": total, "updates": counts["updates"],
+        self.summary[name] = {"index": index, "kind": pc.kind, "steps": total, "updates": counts["updates"],
                               "draws": counts["draws"], "empty_draws": counts["empty_draws"],
                               "filter_rate": counts["dropped"] / counts["groups"] if counts["groups"] else 0.0,
                               "prompts_consumed": counts["prompts"], "gave_up": gave_up,

@@ -1,0 +1,140 @@
+"""Per-GPU memory estimate of a training config (what `srlkit train --dry-run` prints).
+
+Static: weights, gradients and AdamW state (fp32 master weights for full fine-tuning; the
+frozen base in the compute dtype with LoRA), divided over the ranks as the backend shards
+them (ddp: nothing; zero2: gradients + optimizer; fsdp / zero3: everything). Dynamic, per
+micro-batch: the activations autograd keeps (one saved hidden state per layer with gradient
+checkpointing, plus one layer recomputed), the completion logits (and their gradient) in the
+compute dtype, and the fp32 chunks of `logprobs`. A colocated vLLM engine holds
+`gpu_memory_utilization` of the card while it generates; with sleep mode it frees it for the
+update, so the peak is the larger of the two phases.
+
+The formulas are deliberately simple (no allocator slack, no CUDA context, no kernels'
+workspaces); `tests/test_train_memory.py` compares them with measured peaks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+GiB = 2**30
+_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the estimate needs from a model's config.json."""
+
+    hidden: int
+    layers: int
+    intermediate: int
+    vocab: int
+    heads: int
+    kv_heads: int
+    tied: bool = False
+    qkv_bias: bool = False
+
+    @classmethod
+    def from_config(cls, c: Any) -> Shape:
+        get = (lambda k, d=None: c.get(k, d)) if isinstance(c, dict) else (lambda k, d=None: getattr(c, k, d))
+        heads = int(get("num_attention_heads"))
+        return cls(hidden=int(get("hidden_size")), layers=int(get("num_hidden_layers")),
+                   intermediate=int(get("intermediate_size")), vocab=int(get("vocab_size")), heads=heads,
+                   kv_heads=int(get("num_key_value_heads") or heads), tied=bool(get("tie_word_embeddings", False)),
+                   qkv_bias=str(get("model_type", "")).startswith("qwen2"))
+
+    def layer_params(self) -> int:
+        h, kv = self.hidden, self.hidden // self.heads * self.kv_heads
+        attn = 2 * h * h + 2 * h * kv + (h + 2 * kv if self.qkv_bias else 0)
+        return attn + 3 * h * self.intermediate + 2 * h
+
+    def params(self) -> int:
+        emb = self.vocab * self.hidden * (1 if self.tied else 2)
+        return emb + self.layers * self.layer_params() + self.hidden
+
+    def lora_params(self, r: int) -> int:
+        """All-linear LoRA: r * (in + out) per projection."""
+        h, kv, i = self.hidden, self.hidden // self.heads * self.kv_heads, self.intermediate
+        per_layer = r * ((h + h) * 2 + (h + kv) * 2 + (h + i) * 3)
+        return self.layers * per_layer
+
+
+@dataclass
+class Estimate:
+    parts: dict[str, float] = field(default_factory=dict)  # bytes per GPU
+    peak: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self, card_bytes: float | None = None) -> list[str]:
+        out = [f"  {k:<12} {v / GiB:8.2f} GiB" for k, v in self.parts.items()]
+        out.append(f"  {'peak':<12} {self.peak / GiB:8.2f} GiB" + (f" of {card_bytes / GiB:.0f} GiB" if card_bytes else ""))
+        return out + [f"  note: {n}" for n in self.notes]
+
+
+def estimate(shape: Shape, *, lora_r: int | None, compute_dtype: str, micro_batch: int, prompt_len: int,
+             completion_len: int, world_size: int = 1, backend: str = "ddp", grad_ckpt: bool = False,
+             kl_copy: bool = False, vllm_fraction: float = 0.0, card_bytes: float | None = None,
+             sleep: bool = True, chunk_bytes: int | None = None) -> Estimate:
+    """Bytes per GPU of one training process (see the module docstring)."""
+    from srlkit.train.logprobs import CHUNK_BYTES
+
+    w, cb = max(1, world_size), _BYTES[compute_dtype]
+    n = shape.params()
+    full = lora_r is None
+    trainable = n if full else shape.lora_params(lora_r)
+    shard_w = w if backend in ("fsdp", "zero3") else 1
+    shard_opt = w if backend in ("fsdp", "zero2", "zero3") else 1
+    weights = (n * 4 if full else n * cb + trainable * 4) / shard_w
+    if backend in ("zero2", "zero3") and full and cb == 2:  # DeepSpeed: bf16 module + fp32 master in the optimizer
+        weights = n * cb / shard_w + n * 4 / shard_opt
+    parts = {"weights": weights, "grads": trainable * 4 / shard_opt, "optimizer": trainable * 8 / shard_opt}
+    if kl_copy and full:
+        parts["kl_ref"] = n * cb
+    if full and cb == 2 and backend == "ddp":  # autocast keeps a bf16 copy of each fp32 weight it used
+        parts["cast_cache"] = n * cb
+    s, b, h, i = prompt_len + completion_len, micro_batch, shape.hidden, shape.intermediate
+    kv = h // shape.heads * shape.kv_heads
+    # saved per layer: norms, q/k/v, attention out, o_proj and MLP inputs, gate/up/act (flash/sdpa: no S^2)
+    per_layer = s * b * (6 * h + 2 * kv + 4 * i) * cb
+    if cb == 2:  # under bf16 autocast the two RMSNorms run in fp32 and keep fp32 input and output
+        per_layer += s * b * 16 * h
+    if grad_ckpt:
+        act = shape.layers * s * b * h * cb + per_layer
+    else:
+        act = shape.layers * per_layer
+    parts["activations"] = act
+    chunk = chunk_bytes or CHUNK_BYTES
+    parts["logits"] = 2 * b * (completion_len + 1) * shape.vocab * cb + min(3 * chunk, 3 * b * completion_len * shape.vocab * 4)
+    static = parts["weights"] + parts["grads"] + parts["optimizer"] + parts.get("kl_ref", 0.0) + parts.get("cast_cache", 0.0)
+    train_peak = static + act + parts["logits"]
+    est = Estimate(parts)
+    if vllm_fraction > 0 and card_bytes:
+        parts["vllm"] = vllm_fraction * card_bytes
+        gen_peak = static - parts["grads"] + parts["vllm"]  # grads are freed between updates
+        est.peak = max(train_peak, gen_peak) if sleep else train_peak + parts["vllm"]
+        if not sleep:
+            est.notes.append("rollout.sleep_mode is off: vLLM keeps its share during the update")
+    else:
+        est.peak = train_peak
+        if vllm_fraction > 0:
+            est.notes.append("vLLM share not counted: the card size is unknown (pass --gpu-gib)")
+    if card_bytes and est.peak > card_bytes:
+        est.notes.append(f"WARNING: the estimate ({est.peak / GiB:.1f} GiB) exceeds the card ({card_bytes / GiB:.0f} GiB); "
+                         "use more processes with fsdp/zero3, gradient checkpointing, a smaller micro_batch_size, "
+                         "LoRA, or a lower rollout.gpu_memory_utilization")
+    return est
+
+
+def estimate_for(cfg: Any, shape: Shape, *, world_size: int, backend: str, card_bytes: float | None) -> Estimate:
+    """`estimate` for a TrainConfig: the largest micro-batch of its phases."""
+    from srlkit.train.model import pick_dtype
+
+    dtype = str(pick_dtype(cfg.model.dtype)).replace("torch.", "") if cfg.model.dtype == "auto" else cfg.model.dtype
+    mbs = max(cfg.phases[p].micro_batch_size for p in cfg.curriculum)
+    r = cfg.rollout
+    return estimate(shape, lora_r=cfg.model.lora.r if cfg.model.lora.enabled else None, compute_dtype=dtype,
+                    micro_batch=mbs, prompt_len=r.max_prompt_tokens, completion_len=r.max_new_tokens,
+                    world_size=world_size, backend=backend, grad_ckpt=cfg.model.gradient_checkpointing,
+                    kl_copy=cfg.loss.kl_beta > 0, vllm_fraction=r.gpu_memory_utilization if r.engine == "vllm" else 0.0,
+                    card_bytes=card_bytes, sleep=r.sleep_mode)
