@@ -104,11 +104,19 @@ def test_real_smollm2_runs_a_couple_of_steps(cli, tmp_path, smollm2_dir, tiny_da
               "--set", "train.rollout.num_generations=2", "--set", "train.rollout.max_new_tokens=16",
               "--set", "train.phases.srl.prompts_per_step=1", "--set", "train.phases.rlvr.prompts_per_step=1",
               "--set", "train.phases.srl.val_prompts=1", "--set", "train.phases.rlvr.val_prompts=1",
-              "--set", "train.phases.srl.sampling.max_attempts=1", "--set", "train.phases.rlvr.sampling.max_attempts=1")
+              "--set", "train.phases.srl.sampling.max_attempts=1", "--set", "train.phases.rlvr.sampling.max_attempts=1",
+              "--set", "train.phases.rlvr.sampling.patience=1", "--set", "train.allow_idle_phases=true",
+              "--set", "train.val_solve=1")
     assert res.code == 0, res.err
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["phase"] for r in rows] == ["srl", "rlvr"]
-    assert "reward/step_similarity" in rows[0] or rows[0]["sampling/kept"] == 0
+    summary = json.loads((out / "summary.json").read_text())["phases"]
+    # SRL's lenient step similarity differs between two sampled steps: it always trains
+    assert rows[0]["phase"] == "srl" and rows[0]["sampling/kept"] == 1 and "reward/step_similarity" in rows[0]
+    assert summary["srl"]["updates"] == 1
+    # RLVR on a 135M model mostly sees all-0 groups: either it trained, or it says it did not
+    rlvr_rows = [r for r in rows if r["phase"] == "rlvr"]
+    assert summary["rlvr"]["updates"] == len(rlvr_rows)
+    assert rlvr_rows or "every group's rewards equal" in summary["rlvr"]["gave_up"]
     assert (out / "final" / "model.safetensors").is_file()
 
 

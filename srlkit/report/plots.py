@@ -96,7 +96,7 @@ def plot_lines(rows: list[Row], keys: list[str], path: Path, title: str) -> Path
         for phase, prs in by_phase(rows).items():
             x, y = _series(prs, key)
             if x:
-                ax.plot(x, y, label=phase)
+                ax.plot(x, y, "o-", ms=3, label=phase)
         ax.set_title(key)
         ax.set_xlabel("global step")
         ax.legend(fontsize=7)
