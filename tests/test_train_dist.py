@@ -147,21 +147,27 @@ use_cpu: false
 """
 
 
+def _plain_and_launched(tmp_path, tiny_model_dir, name: str, accelerate_yaml: str):
+    """Run the learner entry once plainly and once under `accelerate launch` with the given config."""
+    plain, other = tmp_path / "plain", tmp_path / name
+    plain.mkdir()
+    other.mkdir()
+    (tmp_path / f"{name}.yaml").write_text(accelerate_yaml)
+    r1 = subprocess.run([sys.executable, str(TESTS / "dist_learner_entry.py"), str(tiny_model_dir), str(plain)],
+                        capture_output=True, text=True, timeout=600)
+    assert r1.returncode == 0, r1.stderr[-3000:]
+    r2 = subprocess.run([str(ACCELERATE), "launch", "--config_file", str(tmp_path / f"{name}.yaml"),
+                         "--main_process_port", str(_free_port()), str(TESTS / "dist_learner_entry.py"),
+                         str(tiny_model_dir), str(other)], capture_output=True, text=True, timeout=600)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    return plain, other
+
+
 @pytest.mark.gpu
 def test_fsdp2_learner_matches_the_plain_learner_on_a_gpu(tmp_path, tiny_model_dir):
     """One `accelerate.prepare(model, optimizer, scheduler)` under FSDP2 (sharded params, DTensor-aware
     grad-norm clipping, gathered state dict): the same update as the plain learner."""
-    plain, fsdp = tmp_path / "plain", tmp_path / "fsdp"
-    plain.mkdir()
-    fsdp.mkdir()
-    (tmp_path / "fsdp.yaml").write_text(FSDP2_1GPU)
-    r1 = subprocess.run([sys.executable, str(TESTS / "dist_learner_entry.py"), str(tiny_model_dir), str(plain)],
-                        capture_output=True, text=True, timeout=600)
-    assert r1.returncode == 0, r1.stderr[-3000:]
-    r2 = subprocess.run([str(ACCELERATE), "launch", "--config_file", str(tmp_path / "fsdp.yaml"),
-                         "--main_process_port", str(_free_port()), str(TESTS / "dist_learner_entry.py"),
-                         str(tiny_model_dir), str(fsdp)], capture_output=True, text=True, timeout=600)
-    assert r2.returncode == 0, r2.stderr[-3000:]
+    plain, fsdp = _plain_and_launched(tmp_path, tiny_model_dir, "fsdp", FSDP2_1GPU)
     s1, s2 = (json.loads((d / "stats.json").read_text()) for d in (plain, fsdp))
     a, b = _tensors(plain / "split.safetensors"), _tensors(fsdp / "split.safetensors")
     assert a.keys() == b.keys()
@@ -195,17 +201,7 @@ def test_deepspeed_zero2_learner_matches_the_plain_learner_on_a_gpu(tmp_path, ti
     with one process): the same update as the plain learner. Needs CUDA and `pip install deepspeed`;
     it has not run yet (no GPU with deepspeed was available when it was written)."""
     pytest.importorskip("deepspeed")
-    plain, zero = tmp_path / "plain", tmp_path / "zero2"
-    plain.mkdir()
-    zero.mkdir()
-    (tmp_path / "zero2.yaml").write_text(ZERO2_1GPU)
-    r1 = subprocess.run([sys.executable, str(TESTS / "dist_learner_entry.py"), str(tiny_model_dir), str(plain)],
-                        capture_output=True, text=True, timeout=600)
-    assert r1.returncode == 0, r1.stderr[-3000:]
-    r2 = subprocess.run([str(ACCELERATE), "launch", "--config_file", str(tmp_path / "zero2.yaml"),
-                         "--main_process_port", str(_free_port()), str(TESTS / "dist_learner_entry.py"),
-                         str(tiny_model_dir), str(zero)], capture_output=True, text=True, timeout=600)
-    assert r2.returncode == 0, r2.stderr[-3000:]
+    plain, zero = _plain_and_launched(tmp_path, tiny_model_dir, "zero2", ZERO2_1GPU)
     a, b = _tensors(plain / "split.safetensors"), _tensors(zero / "split.safetensors")
     assert a.keys() == b.keys()
     for k in a:
