@@ -32,7 +32,7 @@ demo: $(STAMP)
 	$(VENV)/bin/srlkit run pipelines/tiny-cpu.toml
 
 # The suite CI runs: every CPU test, the real-SmolLM2 `slow` ones included
-# (about 3.5 min on an idle 2-core machine; `gpu` tests need CUDA).
+# (about 7.5 min on a near-idle 2-core machine; `gpu` tests need CUDA).
 test: $(STAMP)
 	$(PY) -m pytest -m "not gpu" -q
 
