@@ -33,6 +33,16 @@ def test_two_shot_prompt_is_fixed():
     assert m[-1]["content"] == "Problem: P?\nSolution: S."
 
 
+def _reply(handler, text: str) -> None:
+    """Answer an OpenAI-style chat request with one assistant message."""
+    out = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(out)))
+    handler.end_headers()
+    handler.wfile.write(out)
+
+
 class FakeLLM(BaseHTTPRequestHandler):
     requests: list = []
 
@@ -48,12 +58,7 @@ class FakeLLM(BaseHTTPRequestHandler):
         else:
             num = user.split("\\boxed{")[-1].split("}")[0]
             text = f"SOLUTION:\n1. **Add the numbers** first add them.\n2. **Double the sum** it is \\boxed{{{num}}}."
-        out = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        _reply(self, text)
 
 
 def test_rewrite_through_endpoint(cli, tmp_path):
@@ -101,12 +106,7 @@ class TemplateLLM(FakeLLM):
         ans = extract_answer(body["messages"][-1]["content"].split("\nSolution: ", 1)[1])
         end = f"\\boxed{{{ans}}}" if ans else "done"
         text = f"SOLUTION:\n1. **Set up** write down what is given.\n2. **Finish** so the result is {end}."
-        out = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        _reply(self, text)
 
 
 def test_s1k_recipe_rewrites_through_an_endpoint(tmp_path):
