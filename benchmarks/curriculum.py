@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = EvalConfig(bench=[bench], k=args.k, temperature=1.0, max_new_tokens=args.eval_max_new_tokens,
                              engine=recipe.train.rollout.engine, seed=args.seed, bootstrap=1000,
                              limit=args.eval_size)
-            res = evaluate([ref], cfg, cached.with_suffix(".full.json"), data_dir=data, show=False)
+            res = evaluate([ref], cfg, cached.with_suffix(".full.json"), data_dir=data)
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(json.dumps(res["results"][arm], indent=1))
         results[arm] = json.loads(cached.read_text())

@@ -156,7 +156,7 @@ def run_srlkit(a, path: str) -> dict:
     from srlkit.train.data import PromptTable
     from srlkit.train.learner import Learner
     from srlkit.train.model import load_policy
-    from srlkit.train.rollouts import rl_rollouts
+    from srlkit.train.groups import rl_rollouts
 
     torch.manual_seed(0)
     lora = None if a.full else LoraConfig(r=16, alpha=32)

@@ -40,9 +40,9 @@ def reward_texts(texts: list[str]) -> list[float]:
 
 def prompts(n: int) -> list[list[dict[str, str]]]:
     from srlkit.train.data import read_rows
-    from srlkit.train.run import resolve_data
+    from srlkit.pipeline import bundled_data
 
-    rows = read_rows(resolve_data(None), "rlvr", "train")
+    rows = read_rows(bundled_data(), "rlvr", "train")
     return [list(r["prompt"]) for r in rows[:n]]
 
 
@@ -83,7 +83,7 @@ def run_srlkit(a) -> dict:
     from srlkit.train.data import PromptTable
     from srlkit.train.learner import Learner
     from srlkit.train.model import load_policy
-    from srlkit.train.rollouts import rl_rollouts
+    from srlkit.train.groups import rl_rollouts
 
     torch.manual_seed(0)
     mcfg = ModelConfig(dtype="float32", lora=LoraConfig(r=8, alpha=16))

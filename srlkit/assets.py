@@ -143,19 +143,11 @@ def champ_path() -> Path:
     return p
 
 
-def champ_answer(raw: str | None) -> tuple[str | None, str]:
-    """A CHAMP final answer as a verifiable value, or (None, why not): for RLVR and champ-heldout.
-
-    "C(10, 5), or equivalently 252" -> "252", "98 values" -> "98"; prose such as "Yes" or
-    "376 and 625" has no single value math-verify can compare (see `srlkit.data.gold.champ_gold`).
-    """
-    from srlkit.data.gold import champ_gold
-
-    return champ_gold({"answer": raw})
-
-
 def spacy_nlp():
     """The packaged spaCy English pipeline (sentence splitting only), else blank `en` + sentencizer."""
+    from srlkit.extras import require
+
+    require("spacy", "sentence segmentation (--steps sentence, or auto on unstructured text)")
     import spacy
 
     try:

@@ -42,7 +42,7 @@ class _Strict(BaseModel):
 class DecomposeConfig(_Strict):
     source: str | None = None  # None: the bundled CHAMP problems
     out: str | None = None
-    config_name: str | None = None  # Hub dataset config (`--config`)
+    subset: str | None = None  # Hub dataset config, shown as 'subset' on the Hub (`--subset`)
     split: str = "train"
     revision: str | None = None
     preset: str | None = None
@@ -59,8 +59,8 @@ class DecomposeConfig(_Strict):
     template: str | None = None  # path to a template override file
     min_step_chars: int = Field(8, ge=0)
     max_step_chars: int = Field(4000, ge=1)
-    min_steps: int = Field(2, ge=1)
-    max_steps: int = Field(64, ge=1)
+    min_trajectory_steps: int = Field(2, ge=1)
+    max_trajectory_steps: int = Field(64, ge=1)
     max_row_bytes: int = Field(1_000_000, ge=1)
     val_size: float = Field(0.1, ge=0)  # < 1: fraction of trajectories; >= 1: a count
     # A column naming each row's split ("train"/"validation"); set, it replaces the hashed
@@ -83,7 +83,7 @@ class DecomposeConfig(_Strict):
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> DecomposeConfig:
-        for lo, hi in (("min_steps", "max_steps"), ("min_step_chars", "max_step_chars")):
+        for lo, hi in (("min_trajectory_steps", "max_trajectory_steps"), ("min_step_chars", "max_step_chars")):
             if getattr(self, lo) > getattr(self, hi):
                 raise ValueError(f"{lo} = {getattr(self, lo)} is above {hi} = {getattr(self, hi)}; lower it or raise {hi}")
         return self
@@ -209,6 +209,11 @@ class PhaseConfig(_Strict):
     # step. Only for SRL phases.
     step_end: Literal["eos", "boundary"] = "eos"
     max_new_tokens: int | None = Field(None, ge=1)  # this phase's rollout cap; None: rollout.max_new_tokens
+    # Off-policy expert guidance (SRL rows only): one of each group's G completions is the
+    # expert's own next step instead of a sample, scored by the same rewards (as LUFFY does
+    # with whole expert traces). Not in the paper; it gives a weak model that never samples
+    # the right step a positive example in every group. Off: the paper's SRL.
+    expert_in_group: bool = False
     rewards: list[RewardSpec] = Field(default_factory=lambda: [RewardSpec(name="step_similarity")])
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     steps: int | None = Field(None, ge=1)  # optimizer steps; None: derived from epochs

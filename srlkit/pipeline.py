@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -30,6 +29,8 @@ from typing import Any
 
 from srlkit.config import Recipe
 from srlkit.errors import ConfigError
+from srlkit.extras import require
+from srlkit.fileio import write_json
 
 STAGES = ("decompose", "embed", "train", "eval", "report")
 
@@ -120,10 +121,7 @@ def _read_stamp(p: Path) -> str | None:
 
 
 def _write_stamp(p: Path, fp: str, **extra: Any) -> None:
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps({"fingerprint": fp, "time": time.time(), **extra}), encoding="utf-8")
-    os.replace(tmp, p)
+    write_json(p, {"fingerprint": fp, "time": time.time(), **extra}, indent=None, sort_keys=False, ensure_ascii=True)
 
 
 def plan(recipe: Recipe, paths: Paths, force: Iterable[str] = ()) -> list[StagePlan]:
@@ -170,23 +168,29 @@ def stage_decompose(recipe: Recipe, paths: Paths, resume: bool) -> None:
 
 
 def stage_embed(recipe: Recipe, paths: Paths, resume: bool) -> None:
+    require("embed", "the embed stage")
     from srlkit.embed.run import embed_dataset
 
     embed_dataset(paths.data, recipe.embed)
 
 
 def stage_train(recipe: Recipe, paths: Paths, resume: bool) -> None:
+    require("train", "the train stage")
     from srlkit.train.run import train
 
     train(recipe.train.model_copy(update={"data": str(paths.data), "out": str(paths.train), "resume": resume}))
 
 
 def stage_eval(recipe: Recipe, paths: Paths, resume: bool) -> None:
+    require("train", "the eval stage")
     from srlkit.eval.run import evaluate
 
     cfg = recipe.eval.model_copy(update={
         "bench": [f"validation:{paths.data}" if b == "validation" else b for b in recipe.eval.bench]})
-    evaluate(eval_models(recipe, paths), cfg, paths.eval, data_dir=paths.data)
+    from srlkit.eval.table import results_table
+    from srlkit.progress import out
+
+    out.print(results_table(evaluate(eval_models(recipe, paths), cfg, paths.eval, data_dir=paths.data)))
 
 
 def stage_report(recipe: Recipe, paths: Paths, resume: bool) -> None:
@@ -216,6 +220,20 @@ def _run_step(step: StagePlan, recipe: Recipe, paths: Paths, log: Callable[[str]
     globals()[f"stage_{step.name}"](recipe, paths, step.action == "resume")
     _write_stamp(paths.stamp(step.name), step.fingerprint, seconds=round(time.perf_counter() - start, 2))
     paths.stamp(step.name, "started").unlink(missing_ok=True)
+
+
+def bundled_data(log: Callable[[str], None] = print) -> Path:
+    """The bundled CHAMP problems decomposed with the default settings, built once into the
+    cache (what `srlkit train` trains on when neither --data nor a recipe names a dataset)."""
+    from srlkit.assets import cache_dir
+    from srlkit.config import DecomposeConfig
+    from srlkit.data.decompose import decompose
+
+    out = cache_dir() / "data" / "champ"
+    if not (out / "manifest.json").is_file():
+        log(f"no --data: decomposing the bundled CHAMP problems into {out} (once)")
+        decompose(DecomposeConfig(), out, show_progress=False)
+    return out
 
 
 def prepare_data(recipe: Recipe, out: Path | None = None, log: Callable[[str], None] = print) -> Path:

@@ -59,6 +59,21 @@ EMBED_COLUMNS: dict[str, str] = {
     "embedding": "list[float]: L2-normalised vector",
 }
 
+# Column name -> on-disk type, in the same order. `srlkit.data.shards` maps these names to
+# polars dtypes; "messages" is list[{role: str, content: str}].
+COLUMN_TYPES: dict[str, dict[str, str]] = {
+    "srl": {
+        "id": "str", "trajectory_id": "str", "source_row": "int64", "step_index": "int32",
+        "num_steps": "int32", "problem": "str", "context_steps": "list[str]", "target": "str",
+        "target_title": "str", "target_hash": "str", "answer": "str", "strategy": "str",
+        "prompt": "messages",
+    },
+    "rlvr": {"id": "str", "source_row": "int64", "problem": "str", "answer": "str", "prompt": "messages"},
+    "rejects": {"source_row": "int64", "trajectory_id": "str", "table": "str", "reason": "str", "detail": "str"},
+}
+for _name, _described in (("srl", SRL_COLUMNS), ("rlvr", RLVR_COLUMNS), ("rejects", REJECT_COLUMNS)):
+    assert list(COLUMN_TYPES[_name]) == list(_described), f"schema.py: {_name} columns and types disagree"
+
 SRL_TABLE = "srl"
 RLVR_TABLE = "rlvr"
 SPLITS = ("train", "validation")

@@ -203,7 +203,7 @@ def test_hub_source_streams_with_config_split_revision(cli, tmp_path, monkeypatc
         return iter(rows)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    res = cli("decompose", "someone/r1-data", "--config", "main", "--split", "test", "--revision", "abc",
+    res = cli("decompose", "someone/r1-data", "--subset", "main", "--split", "test", "--revision", "abc",
               "--out", tmp_path / "hub")
     assert res.code == 0, res.err
     assert seen == {"path": "someone/r1-data", "name": "main", "split": "test", "revision": "abc", "streaming": True}
@@ -249,7 +249,7 @@ configs:
 
 def test_hub_id_with_preset_config_and_revision(cli, tmp_path, hub_datasets):  # noqa: F811
     """Loading by Hub id through the loopback Hub: the gsm8k preset picks config `main` and pins
-    the revision it was checked against; --config picks another; no config is a one-line error."""
+    the revision it was checked against; --subset picks another; no config is a one-line error."""
     from srlkit.data.presets import PRESETS
 
     rows = [json.loads(x) for x in (ASSETS / "gsm8k.jsonl").read_text().splitlines()]
@@ -264,13 +264,13 @@ def test_hub_id_with_preset_config_and_revision(cli, tmp_path, hub_datasets):  #
     assert m["counts"]["accepted"] == 6 and m["source"]["kind"] == "hub"
     assert "name=main" in m["source"]["description"] and f"revision={pin}" in m["source"]["description"]
     assert any(p.startswith(f"/datasets/openai/gsm8k/resolve/{pin}/main/") for _, p in hub_datasets.requests)
-    res = cli("decompose", "openai/gsm8k", "--preset", "gsm8k", "--config", "socratic", "--out", tmp_path / "soc",
+    res = cli("decompose", "openai/gsm8k", "--preset", "gsm8k", "--subset", "socratic", "--out", tmp_path / "soc",
               "--val-size", "0")
     assert res.code == 0, res.err
     assert json.loads((tmp_path / "soc" / "manifest.json").read_text())["counts"]["input"] == 2
     res = cli("decompose", "openai/gsm8k", "--problem-col", "question", "--solution-col", "answer",
               "--out", tmp_path / "noconf")
     assert res.code == 2 and res.err.count("\n") == 1
-    assert "Config name is missing" in res.err and "--config" in res.err and "'socratic'" in res.err
+    assert "Config name is missing" in res.err and "--subset" in res.err and "'socratic'" in res.err
     res = cli("decompose", "openai/gsm8k", "--preset", "gsm8k", "--revision", "f" * 40, "--out", tmp_path / "rev")
     assert res.code == 2 and res.err.count("\n") == 1 and "--revision" in res.err

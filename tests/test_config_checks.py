@@ -90,7 +90,7 @@ def test_dry_run_rejects_the_issue_examples(cli):
     ("train.loss.std_eps=0", "train.loss.std_eps"),
     ("train.model.lora.r=0", "train.model.lora.r"),
     ("decompose.val_size=-1", "decompose.val_size"),
-    ("decompose.max_steps=1", "min_steps"),  # below min_steps (2)
+    ("decompose.max_trajectory_steps=1", "min_trajectory_steps"),  # below min_steps (2)
     ("eval.max_new_tokens=0", "eval.max_new_tokens"),
     ("train.phases.rlvr.rewards=[{name='math', params={timeout=0}}]", "params.timeout"),
 ])

@@ -55,7 +55,7 @@ def test_every_reject_reason_and_identity(tmp_path):
         {"id": "noans", "problem": "p", "solution": "1. aaaaaaaaaa\n2. bbbbbbbbbb\n3. cccccccccc"},
     ]
     src = write_jsonl(tmp_path / "bad.jsonl", good + bad)
-    cfg = DecomposeConfig(source=str(src), steps="numbered", min_steps=3, max_steps=5, max_step_chars=300,
+    cfg = DecomposeConfig(source=str(src), steps="numbered", min_trajectory_steps=3, max_trajectory_steps=5, max_step_chars=300,
                           val_size=0.0)
     m = decompose(cfg, tmp_path / "out", show_progress=False)
     c = m["counts"]

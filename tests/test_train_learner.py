@@ -112,7 +112,7 @@ def test_mu_updates_and_kl_with_lora_reference(tiny_model_dir):
     batch = _srl_batch(policy.tokenizer.pad_token_id)
     s1 = learner.update(batch)
     s2 = learner.update(_srl_batch(policy.tokenizer.pad_token_id))
-    assert s2["kl"] > 0 and s1["kl"] >= 0
+    assert s1["kl"] > 0 and s2["kl"] > 0  # mu=3: passes 2 and 3 see a policy that moved off the reference
     assert s1["clip_frac"] > 0 or s2["clip_frac"] > 0  # mu=3 at a high LR moves past the clip range
 
 

@@ -125,7 +125,7 @@ def test_rollout_batch_carries_engine_logprobs(tiny_model_dir, tiny_data):
     from srlkit.rewards.scorer import build_scorer
     from srlkit.rollout.hf import HFEngine
     from srlkit.train.data import PromptTable, read_rows
-    from srlkit.train.rollouts import rl_rollouts
+    from srlkit.train.groups import rl_rollouts
 
     fx.install()
     policy = load_policy(ModelConfig(name_or_path=str(tiny_model_dir), lora=LoraConfig(enabled=False)))
@@ -143,6 +143,43 @@ def test_rollout_batch_carries_engine_logprobs(tiny_model_dir, tiny_data):
     assert roll.metrics["sampling/prompts"] >= 2
 
 
+def test_expert_in_group_puts_the_expert_step_last_in_each_group(tiny_model_dir, tiny_data):
+    """expert_in_group: G-1 samples plus the expert's step (NaN behaviour logprobs: weight 1),
+    scored like the rest; the logged reward covers the policy's own samples only."""
+    from srlkit.config import LossConfig, RewardSpec, RolloutConfig
+    from srlkit.rewards.scorer import build_scorer
+    from srlkit.rollout.hf import HFEngine
+    from srlkit.train.data import PromptTable, encode_target, read_rows
+    from srlkit.train.groups import rl_rollouts
+
+    policy = load_policy(ModelConfig(name_or_path=str(tiny_model_dir), lora=LoraConfig(enabled=False)))
+    table = PromptTable(read_rows(tiny_data, "srl", "train"), policy.tokenizer, seed=0, max_prompt_tokens=512)
+    rollout = RolloutConfig(num_generations=3, max_new_tokens=6, truncation="keep")
+    scorer = build_scorer([RewardSpec(name="step_exact", params={"lenient": True})], tiny_data)
+    phase = PhaseConfig(prompts_per_step=2, expert_in_group=True, sampling={"dynamic": False})
+    roll = rl_rollouts(engine=HFEngine(policy.model, policy.tokenizer), scorer=scorer, table=table,
+                       phase_name="0:srl", phase=phase, rollout=rollout, loss=LossConfig(), seed=0, step=1,
+                       pad_id=policy.tokenizer.pad_token_id)
+    b = roll.batch
+    assert b.rows == 6 and roll.metrics["sampling/expert_rows"] == 2
+    P = b.prompt_len
+    for g in range(2):
+        expert_row = 3 * g + 2
+        ids = b.input_ids[expert_row, P:][b.completion_mask[expert_row] > 0].tolist()
+        assert torch.isnan(b.behavior_logprobs[expert_row][b.completion_mask[expert_row] > 0]).all()
+        assert not torch.isnan(b.behavior_logprobs[3 * g][b.completion_mask[3 * g] > 0]).any()
+        assert ids[-1] == policy.tokenizer.eos_token_id  # step_end = "eos": the step, then EOS
+        assert b.advantages[expert_row] > 0  # the random tiny model never writes the step
+    assert roll.metrics["reward/mean"] == 0.0  # the expert's 1.0 is not counted as the policy's
+    wanted = [encode_target(policy.tokenizer, str(r["target"])) for r in table.rows]
+    assert ids in wanted
+    # the learner takes NaN behaviour logprobs as weight 1 (no NaN reaches the loss)
+    learner = Learner(policy, LossConfig())
+    learner.begin_phase(PhaseConfig(lr=1e-3, micro_batch_size=6), total_steps=1)
+    stats = learner.update(b)
+    assert math.isfinite(stats["loss"]) and math.isfinite(stats["mismatch/mean"])
+
+
 # ---------------------------------------------------------------- step boundary, continuation prompt
 
 
@@ -150,7 +187,7 @@ def test_cut_at_boundary_with_the_real_tokenizer(tiny_model_dir):
     from transformers import AutoTokenizer
 
     from srlkit.rollout.base import Sample
-    from srlkit.train.rollouts import cut_at_boundary
+    from srlkit.train.groups import cut_at_boundary
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     ids = tok("83 + 44 = 127\n127 - 5 = 122", add_special_tokens=False)["input_ids"]
@@ -161,6 +198,51 @@ def test_cut_at_boundary_with_the_real_tokenizer(tiny_model_dir):
     eos = tok("3 + 4 = 7", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     no_eos = cut_at_boundary(tok, Sample(eos, "", [0.0] * len(eos), "stop"))
     assert tok.eos_token_id not in no_eos.token_ids and no_eos.text == "3 + 4 = 7"
+
+
+def test_the_last_step_is_scored_with_what_follows_it(tiny_model_dir):
+    """boundary mode: a last step followed by more lines scores below the same step ended with EOS."""
+    from transformers import AutoTokenizer
+
+    from srlkit.rewards import make_reward
+    from srlkit.rollout.base import Sample
+    from srlkit.train.groups import end_step
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+
+    def sample(text, eos):
+        ids = tok(text, add_special_tokens=False)["input_ids"] + ([tok.eos_token_id] if eos else [])
+        return Sample(ids, tok.decode(ids, skip_special_tokens=True), [0.0] * len(ids), "stop" if eos else "length")
+
+    ended = end_step(tok, sample("The answer is \\boxed{7}.", eos=True), last=True)
+    runs_on = end_step(tok, sample("The answer is \\boxed{7}.\n7 + 1 = 8", eos=False), last=True)
+    assert ended.token_ids[-1] == tok.eos_token_id  # EOS is trained on the last step
+    assert runs_on.text.endswith("7 + 1 = 8")  # not cut at the line break
+    sim = make_reward("step_similarity", lenient=True)
+    row = {"target": "The answer is \\boxed{7}."}
+    a, b = sim([ended.text, runs_on.text], [row, row])
+    assert a == 1.0 and b < 0.9
+    # an intermediate step is still cut at its line break
+    mid = end_step(tok, sample("3 + 4 = 7\n7 + 1 = 8", eos=False), last=False)
+    assert mid.text == "3 + 4 = 7\n"
+
+
+def test_step_exact_reward_pays_only_the_expert_step():
+    from srlkit.rewards import make_reward
+    from srlkit.rewards.scorer import build_scorer
+
+    exact = make_reward("step_exact", lenient=True)
+    rows = [{"target": "197 + 42 = 239"}] * 3
+    assert exact(["197 + 42 = 239\n", "197 + 42 = 233", "<think>unclosed"], rows) == [1.0, 0.0, 0.0]
+    sim = make_reward("step_similarity", lenient=True)
+    near = sim(["197 + 42 = 233"], rows[:1])[0]
+    assert near > 0.9  # difflib alone barely separates a near miss from the right step
+    from srlkit.config import RewardSpec
+
+    scorer = build_scorer([RewardSpec(name="step_similarity", weight=0.5, params={"lenient": True}),
+                           RewardSpec(name="step_exact", weight=0.5, params={"lenient": True})])
+    right, wrong = scorer(["197 + 42 = 239", "197 + 42 = 233"], rows[:2]).total
+    assert right == 1.0 and wrong < 0.5
 
 
 def test_continuation_prompt_continues_the_answer(tiny_model_dir):

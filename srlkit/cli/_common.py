@@ -2,44 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
+from pathlib import Path
 
-from rich.console import Console
+from srlkit.progress import console, out, progress
 
-console = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+__all__ = ["DEFAULT_RECIPE", "console", "out", "progress"]
 
-OverridesOpt = None  # typer Option for `--set` is defined per command for clear help text
-
-
-def progress(disable: bool | None = None):
-    """A rich progress bar that stays quiet when stderr is not a terminal (CI logs)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    if disable is None:
-        disable = not sys.stderr.isatty()
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        disable=disable,
-        transient=False,
-    )
-
-
-@contextmanager
-def status(msg: str):
-    with console.status(msg):
-        yield
+# The embedded default recipe (`make demo`), used by `srlkit run` and `srlkit train` when no
+# recipe is given; a source checkout ships it.
+DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "pipelines" / "tiny-cpu.toml"

@@ -25,6 +25,9 @@ def cmd(
     from srlkit.cli._common import out
     from srlkit.config import EmbedConfig, build
     from srlkit.errors import DataError
+    from srlkit.extras import require
+
+    require("embed", "srlkit embed")
 
     if not data_dir.is_dir():
         raise DataError(f"{data_dir} is not a folder; run `srlkit decompose --out {data_dir}` first")

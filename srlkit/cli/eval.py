@@ -36,6 +36,9 @@ def cmd(
     """Score models on math benches: greedy accuracy, avg@k, pass@k, CIs, length, <think> use."""
     from srlkit.config import EvalConfig, build
     from srlkit.errors import ConfigError
+    from srlkit.extras import require
+
+    require("train", "srlkit eval")
     from srlkit.eval.run import evaluate
 
     if pick not in ("best", "final"):
@@ -43,8 +46,12 @@ def cmd(
     given = {"bench": bench or None, "k": k, "temperature": temperature, "max_new_tokens": max_new_tokens,
              "limit": limit, "engine": engine, "seed": seed, "bootstrap": bootstrap}
     cfg = build(EvalConfig, {key: v for key, v in given.items() if v is not None}, where="eval options")
-    evaluate(list(models), cfg, out, problem_col=problem_col, answer_col=answer_col, phase=phase, pick=pick)
-    if out is not None:
-        from srlkit.cli._common import console
+    from srlkit.cli._common import console
+    from srlkit.cli._common import out as stdout
+    from srlkit.eval.table import results_table
 
+    summary = evaluate(list(models), cfg, out, problem_col=problem_col, answer_col=answer_col, phase=phase,
+                       pick=pick)
+    stdout.print(results_table(summary))
+    if out is not None:
         console.print(f"results: {out}", soft_wrap=True)

@@ -20,6 +20,9 @@ def cmd(
 ) -> None:
     """Plot rewards, dynamic-sampling filter rate, KL/clip/length, time split and eval bars."""
     from srlkit.cli._common import out as stdout
+    from srlkit.extras import require
+
+    require("train", "srlkit report")  # matplotlib
     from srlkit.report.build import build_report
 
     report = build_report(run_dir, out, eval_path=eval_path)

@@ -9,7 +9,7 @@ import typer
 
 from srlkit.cli import app
 
-DEFAULT_RECIPE = Path("pipelines/tiny-cpu.toml")
+from srlkit.cli._common import DEFAULT_RECIPE
 
 
 @app.command("run")

@@ -11,8 +11,7 @@ import typer
 
 from srlkit.cli import app
 
-# The embedded default recipe: used when no --config is given (a source checkout ships it).
-DEFAULT_RECIPE = Path(__file__).resolve().parents[2] / "pipelines" / "tiny-cpu.toml"
+from srlkit.cli._common import DEFAULT_RECIPE
 
 
 def resolve_config(
@@ -59,7 +58,7 @@ def recipe_data(config: Path | None, sets: list[str], *, build: bool) -> str | N
 
     recipe = load_recipe(config, [s for s in sets if s.startswith(("decompose.", "embed.", "name", "out"))])
     if recipe.decompose == DecomposeConfig():
-        return None  # the bundled CHAMP data, cached by the trainer
+        return None  # the bundled CHAMP data (`bundled_data`)
     if not build:
         return str(Paths(pipeline_root(recipe)).data)
     from srlkit.train.dist import launch_main_first
@@ -160,10 +159,19 @@ def cmd(
         from srlkit.errors import ConfigError
 
         raise ConfigError("--resume needs --out RUN (the run folder to continue)")
+    from srlkit.extras import require
+
+    require("train", "srlkit train")
     from srlkit.train.run import default_out, train
 
     if recipe_dir:
         cfg.data = recipe_data(config, sets, build=True)
+    elif cfg.data is None:  # neither --data nor a recipe dataset: the bundled CHAMP problems
+        from srlkit.pipeline import bundled_data
+        from srlkit.train.dist import launch_main_first
+
+        with launch_main_first():  # one process builds it, the others wait and read it
+            cfg.data = str(bundled_data(log=lambda m: stdout.print(m, markup=False, soft_wrap=True)))
 
     if not cfg.out:
         cfg.out = str(default_out())

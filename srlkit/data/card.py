@@ -9,10 +9,9 @@ adds `manifest["embeddings"]` and calls `write_card` again.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from srlkit.data.shards import write_text
+from srlkit.fileio import atomic_path, write_text
 
 TARGETS_DOC = {
     "all": "every step is a target: a trajectory of N steps gives N instances, and step 1 is "
@@ -131,7 +130,7 @@ def render(manifest: dict) -> str:
         "  Use `--targets skip-first` to reproduce the paper's N-1 instances per trajectory.",
         f"- Title hint: {'on (the next step title is in the prompt; target = body only)' if cfg['title_hint'] else 'off'}.",
         f"- Step length {cfg['min_step_chars']}..{cfg['max_step_chars']} chars (tiny steps merged, giant ones split); "
-        f"{cfg['min_steps']}..{cfg['max_steps']} steps per trajectory.",
+        f"{cfg['min_trajectory_steps']}..{cfg['max_trajectory_steps']} steps per trajectory.",
         *([_preamble(s.get("preamble") or {})] if s["strategies"].get("numbered") else []),
         "",
         "## Stats",
@@ -181,7 +180,7 @@ def write_card(out: Path | str) -> Path:
         text = text.replace(
             "## Stats\n", "## Stats\n\n![Steps per trajectory](steps_hist.png)\n", 1
         )
-    write_text(text, path)
+    write_text(path, text)
     return path
 
 
@@ -191,11 +190,32 @@ HISTOGRAM = "steps_hist.png"
 def _write_histogram(out: Path) -> bool:
     """Steps-per-trajectory histogram PNG beside the card (skipped without matplotlib)."""
     try:
-        from srlkit.report.plots import plot_steps_histogram
+        import matplotlib  # noqa: F401
     except ImportError:  # matplotlib is optional for data prep
         return False
-    tmp = out / (HISTOGRAM + ".tmp.png")
-    if plot_steps_histogram(out, tmp) is None:
-        return False
-    os.replace(tmp, out / HISTOGRAM)
-    return True
+    with atomic_path(out / HISTOGRAM, suffix=".tmp.png") as tmp:
+        return plot_steps_histogram(out, tmp) is not None
+
+
+def plot_steps_histogram(data_dir: Path, path: Path) -> Path | None:
+    """Histogram of steps per trajectory of a decomposed dataset (for its dataset card)."""
+    import polars as pl
+
+    files = sorted((Path(data_dir) / "srl").glob("*.parquet"))
+    if not files:
+        return None
+    df = pl.concat([pl.read_parquet(f, columns=["trajectory_id", "num_steps"]) for f in files])
+    counts = df.unique("trajectory_id")["num_steps"].to_list()
+    if not counts:
+        return None
+    from srlkit.plotting import pyplot, save_png
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.3))
+    lo, hi = min(counts), max(counts)
+    ax.hist(counts, bins=[b - 0.5 for b in range(lo, hi + 2)], color="tab:blue", edgecolor="white")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # steps are whole numbers
+    ax.set_xlabel("steps per trajectory")
+    ax.set_ylabel("trajectories")
+    ax.set_title(f"{len(counts)} trajectories, median {sorted(counts)[len(counts) // 2]} steps")
+    return save_png(fig, Path(path))

@@ -23,6 +23,7 @@ from srlkit.data.sources import Source, describe, open_source
 from srlkit.data.templates import Templates
 from srlkit.data.unit import UnitProcessor, count_mode, split_hash, unit_parts
 from srlkit.errors import ConfigError, DataError
+from srlkit.fileio import write_json
 from srlkit.schema import RLVR_TABLE, SPLITS, SRL_TABLE, shard_name
 
 OUTPUT_NAMES = (SRL_TABLE, RLVR_TABLE, "rejects.parquet", "manifest.json", "README.md")
@@ -64,7 +65,7 @@ def _prepare(out: Path, key: str) -> bool:
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-        shards.write_json({"run_key": key}, state)
+        write_json(state, {"run_key": key})
     return False
 
 
@@ -77,7 +78,7 @@ def decompose(cfg: DecomposeConfig, out: Path | str | None = None, command: str 
     if cfg.shard_rows < 1:
         raise ConfigError("--shard-rows must be at least 1")
     named = get_preset(cfg.preset) if cfg.preset else None  # a preset pins its Hub config and revision
-    source = open_source(cfg.source, config_name=cfg.config_name or (named and named.config), split=cfg.split,
+    source = open_source(cfg.source, config_name=cfg.subset or (named and named.config), split=cfg.split,
                          revision=cfg.revision or (named and named.revision), max_row_bytes=cfg.max_row_bytes)
     if source.kind == "gym" and cfg.split_col is None:  # its rows carry disjoint-seed splits
         cfg = cfg.model_copy(update={"split_col": "split", "val_size": 0.0})
@@ -147,7 +148,7 @@ def _nothing_accepted(manifest: dict, out: Path) -> dict:
 def _run_units(cfg, rows, head, cols, templates, rewriter, work, seen, show_progress):
     from itertools import chain
 
-    from srlkit.cli._common import progress
+    from srlkit.progress import progress
 
     proc: UnitProcessor | None = None
     unit, n_rows = -1, 0
@@ -208,7 +209,7 @@ def _plan_parts(cfg, work: Path, markers: list[dict]) -> dict[tuple[str, str], l
                 if part.height:
                     shards.write_parquet(part, work / f"extra.{table}.{split}.parquet")
                 rows[f"{table}.{split}"] = part.height
-        shards.write_json(rows, extra)
+        write_json(extra, rows)
     rows = json.loads(extra.read_text(encoding="utf-8"))
     for (table, split), parts in plan.items():
         if rows.get(f"{table}.{split}", 0) > 0:
@@ -217,7 +218,7 @@ def _plan_parts(cfg, work: Path, markers: list[dict]) -> dict[tuple[str, str], l
 
 
 def _finalize(cfg, out, work, n_units, source, fingerprint, key, cols, preset, command) -> dict:
-    from srlkit.data import stats as st
+    from srlkit.data import stats
     from srlkit.data.card import write_card
 
     markers = [json.loads((work / f"unit-{u:05d}.json").read_text(encoding="utf-8")) for u in range(n_units)]
@@ -251,7 +252,7 @@ def _finalize(cfg, out, work, n_units, source, fingerprint, key, cols, preset, c
     if counts["input"] != counts["accepted"] + counts["rejected"]:
         raise RuntimeError(f"internal error: accepted {counts['accepted']} + rejected "
                            f"{counts['rejected']} != input {counts['input']}")
-    merged = st.merge([m["stats"] for m in markers])
+    merged = stats.merge([m["stats"] for m in markers])
     manifest = {
         "srlkit_version": __version__,
         "run_key": key,
@@ -263,11 +264,11 @@ def _finalize(cfg, out, work, n_units, source, fingerprint, key, cols, preset, c
         "preset": preset,
         "columns": cols.as_dict(),
         "counts": counts,
-        "stats": st.summary(merged),
+        "stats": stats.summary(merged),
         "splits": splits,
         "files": files,
     }
-    shards.write_json(manifest, out / "manifest.json")
+    write_json(out / "manifest.json", manifest)
     write_card(out)
     shutil.rmtree(work, ignore_errors=True)
     return manifest

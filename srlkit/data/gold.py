@@ -151,3 +151,12 @@ def champ_gold(row: dict) -> tuple[str | None, str]:
     if _WORD.search(_MATH_WORDS.sub("", a)):
         return None, f"prose answer, no single value to verify: {raw[:120]!r}"
     return a, ""
+
+
+def champ_answer(raw: str | None) -> tuple[str | None, str]:
+    """A CHAMP final answer as a verifiable value, or (None, why not): for RLVR and champ-heldout.
+
+    "C(10, 5), or equivalently 252" -> "252", "98 values" -> "98"; prose such as "Yes" or
+    "376 and 625" has no single value math-verify can compare (see `champ_gold`).
+    """
+    return champ_gold({"answer": raw})

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from srlkit.data.templates import Templates, rlvr_prompt, srl_messages, srl_prompt
 from srlkit.data.turns import Turn, context_entries
-from srlkit.schema import REJECT_COLUMNS, RLVR_COLUMNS, SRL_COLUMNS, step_hash
+from srlkit.schema import step_hash
 
 
 class Table:
@@ -31,10 +31,6 @@ class Table:
 
     def __len__(self) -> int:
         return len(next(iter(self.cols.values())))
-
-
-def new_tables() -> dict[str, Table]:
-    return {"srl": Table(SRL_COLUMNS), "rlvr": Table(RLVR_COLUMNS), "rejects": Table(REJECT_COLUMNS)}
 
 
 def target_range(n: int, targets: str) -> range:

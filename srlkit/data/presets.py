@@ -31,7 +31,7 @@ class Preset:
     note: str = ""
     select: Callable[[dict], str | Reject] | None = None  # the solution text from the whole row
     gold: Callable[[dict], tuple[str | None, str]] | None = None  # (answer, why there is none)
-    config: str | None = None  # the Hub config to load when --config is not given
+    config: str | None = None  # the Hub config (subset) to load when --subset is not given
     revision: str | None = None  # the Hub revision the schema was checked against (default --revision)
 
 

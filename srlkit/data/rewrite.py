@@ -89,6 +89,9 @@ def endpoint_backend(url: str, model: str | None, timeout: float = 120.0) -> Cal
 
 
 def local_backend(model: str | None, max_new_tokens: int = 512) -> Callable[[list], str]:
+    from srlkit.extras import require
+
+    require("train", "--rewrite without --rewrite-endpoint (a local model)")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -8,26 +8,20 @@ zstd level, fixed row-group size, no timestamps.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from pathlib import Path
 
 import polars as pl
 
 from srlkit.data.instances import Table
+from srlkit.fileio import atomic_path
+from srlkit.schema import COLUMN_TYPES
 
 MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+_DTYPES: dict[str, pl.DataType] = {"str": pl.String, "int64": pl.Int64, "int32": pl.Int32,
+                                   "list[str]": pl.List(pl.String), "messages": MESSAGES}
+# polars schemas of the tables, from the one declaration in `srlkit.schema`
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
-    "srl": {
-        "id": pl.String, "trajectory_id": pl.String, "source_row": pl.Int64, "step_index": pl.Int32,
-        "num_steps": pl.Int32, "problem": pl.String, "context_steps": pl.List(pl.String),
-        "target": pl.String, "target_title": pl.String, "target_hash": pl.String,
-        "answer": pl.String, "strategy": pl.String, "prompt": MESSAGES,
-    },
-    "rlvr": {"id": pl.String, "source_row": pl.Int64, "problem": pl.String, "answer": pl.String,
-             "prompt": MESSAGES},
-    "rejects": {"source_row": pl.Int64, "trajectory_id": pl.String, "table": pl.String,
-                "reason": pl.String, "detail": pl.String},
+    table: {col: _DTYPES[kind] for col, kind in cols.items()} for table, cols in COLUMN_TYPES.items()
 }
 ROW_GROUP = 4096
 
@@ -92,24 +86,9 @@ def row_group_chunks(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_parquet(df: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    row_group_chunks(df).write_parquet(tmp, compression="zstd", compression_level=3, statistics=True,
-                                       row_group_size=ROW_GROUP)
-    os.replace(tmp, path)
-
-
-def write_json(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        row_group_chunks(df).write_parquet(tmp, compression="zstd", compression_level=3, statistics=True,
+                                           row_group_size=ROW_GROUP)
 
 
 def sha256_file(path: Path) -> str:

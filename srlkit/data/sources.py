@@ -120,7 +120,7 @@ def _hub_rows(path: str, name, split: str, revision) -> Iterator[dict]:
         msg = text.splitlines()[0] if text else type(e).__name__
         if "Config name is missing" in text:  # the dataset has several configs and no default
             names = re.search(r"available configs: (\[[^\]]*\])", text)
-            msg += f" Pass --config NAME{f' (one of {names.group(1)})' if names else ''}."
+            msg += f" Pass --subset NAME{f' (one of {names.group(1)})' if names else ''}."
         elif revision and "evision" in text:
             msg += f" (revision {revision} was used; pass --revision to pick another)"
         raise DataError(f"could not stream Hub dataset '{path}' (split {split}): {msg}") from None

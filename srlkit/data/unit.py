@@ -15,13 +15,14 @@ import polars as pl
 
 from srlkit.data import instances as inst
 from srlkit.data import shards
-from srlkit.data import stats as st
+from srlkit.data import stats
 from srlkit.data.answers import extract_answer, strip_thinking
 from srlkit.data.expand import TrajBuffer, can_expand, expand
 from srlkit.data.presets import Columns, extract
 from srlkit.data.segment import Segmented, apply_limits, segment_text
 from srlkit.data.sources import Reject
 from srlkit.data.turns import has_tool_calls, last_assistant_text, turns
+from srlkit.fileio import write_json
 from srlkit.schema import RLVR_TABLE, SPLITS, SRL_TABLE
 
 
@@ -59,7 +60,7 @@ class UnitProcessor:
         self.rewriter, self.work, self.seen = rewriter, work, seen
         self.tables = {(t, s): inst.Table(shards_cols(t)) for t in (SRL_TABLE, RLVR_TABLE) for s in SPLITS}
         self.rejects = inst.Table(shards_cols("rejects"))
-        self.stats = st.new_stats()
+        self.stats = stats.new_stats()
         self.counts = {"input": 0, "accepted": 0, "rejected": 0, "rlvr_rejected": 0}
         self.ids: list[str] = []
         # text trajectories go to a per-split buffer expanded in polars at finish(); agent
@@ -108,10 +109,10 @@ class UnitProcessor:
             seg = segment_text(sol, "numbered" if self.rewriter is not None else cfg.steps)
         if ts is None:
             seg = apply_limits(seg, min_chars=cfg.min_step_chars, max_chars=cfg.max_step_chars,
-                               min_steps=cfg.min_steps, max_steps=cfg.max_steps)
+                               min_steps=cfg.min_trajectory_steps, max_steps=cfg.max_trajectory_steps)
         elif not ts:
             seg = Reject("no_steps", "no assistant turns with an action")
-        elif not cfg.min_steps <= len(ts) <= cfg.max_steps:
+        elif not cfg.min_trajectory_steps <= len(ts) <= cfg.max_trajectory_steps:
             seg = Reject("too_few_steps" if len(ts) < cfg.min_steps else "too_many_steps", f"{len(ts)} turns")
         if isinstance(seg, Reject):
             return self._reject(i, f.tid, seg.reason, seg.detail)
@@ -124,7 +125,7 @@ class UnitProcessor:
         self.seen.add(tid)
         self.ids.append(tid)
         self.counts["accepted"] += 1
-        st.add_trajectory(self.stats, seg.steps, seg.strategy, seg.preamble)
+        stats.add_trajectory(self.stats, seg.steps, seg.strategy, seg.preamble)
         # count mode: everything is train for now; finish() sets aside this unit's candidates
         if cfg.split_col:  # the source names each row's split (e.g. gym: disjoint seed ranges)
             split = "validation" if rec.get(cfg.split_col) == "validation" else "train"
@@ -184,8 +185,8 @@ class UnitProcessor:
         if len(self.rejects):
             shards.write_parquet(shards.frame(self.rejects, "rejects"), paths["rejects"])
         rows["rejects"] = len(self.rejects)
-        marker = {"counts": self.counts, "stats": st.to_json(self.stats), "ids": self.ids, "parts": rows}
-        shards.write_json(marker, self.work / f"unit-{self.index:05d}.json")
+        marker = {"counts": self.counts, "stats": stats.to_json(self.stats), "ids": self.ids, "parts": rows}
+        write_json(self.work / f"unit-{self.index:05d}.json", marker)
 
 
 def shards_cols(name: str) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from srlkit.config import EmbedConfig
 from srlkit.embed.store import EmbedModel, embeddings_dir, read_manifest, resolve_model
 from srlkit.errors import DataError
+from srlkit.fileio import atomic_path, write_json
 from srlkit.schema import SRL_TABLE, step_hash
 
 SHARD_SIZE = 20_000  # steps per shard: the unit of resume
@@ -84,13 +84,7 @@ def _prepare_folder(out: Path, fingerprint: str) -> None:
         if old.get("fingerprint") != fingerprint:
             shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json({"fingerprint": fingerprint}, plan_path)
-
-
-def _write_json(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(plan_path, {"fingerprint": fingerprint}, ensure_ascii=True)
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:
@@ -149,7 +143,7 @@ def embed_with_stats(
     """`embed_dataset`, also returning what was done (for the CLI summary)."""
     import numpy as np
 
-    from srlkit.cli._common import progress
+    from srlkit.progress import progress
 
     data_dir = Path(data_dir)
     if cfg.batch_size < 1 or shard_size < 1:
@@ -186,9 +180,8 @@ def _write_shard(path: Path, hashes: list[str], vecs) -> None:
     import polars as pl
 
     df = pl.DataFrame({"target_hash": pl.Series(hashes, dtype=pl.String), "embedding": pl.Series(vecs)})
-    tmp = path.with_name(path.name + ".tmp")
-    df.write_parquet(tmp, compression="zstd", statistics=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        df.write_parquet(tmp, compression="zstd", statistics=True)
 
 
 def _dimension(out: Path, model) -> int:
@@ -219,7 +212,7 @@ def _record(data_dir: Path, em: EmbedModel, cfg: EmbedConfig, stats: EmbedStats,
         "command": f"srlkit embed {data_dir}" + (f" --model {cfg.model}" if cfg.model else "")
         + f" --dtype {cfg.dtype}",
     }
-    _write_json(manifest, data_dir / "manifest.json")
+    write_json(data_dir / "manifest.json", manifest)
     if "counts" not in manifest:  # not a `srlkit decompose` folder: no card to regenerate
         return
     try:

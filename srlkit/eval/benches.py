@@ -62,7 +62,8 @@ CHAMP_HELDOUT_EVERY = 5
 @functools.lru_cache(maxsize=1)
 def champ_problems() -> tuple[BenchRow, ...]:
     """All bundled CHAMP problems that have a final answer, in file order (the file is 70 MB: cached)."""
-    from srlkit.assets import champ_answer, champ_path
+    from srlkit.assets import champ_path
+    from srlkit.data.gold import champ_answer
 
     data = json.loads(champ_path().read_text(encoding="utf-8"))["problems"]
     rows = []

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from srlkit.config import EvalConfig
-from srlkit.errors import ConfigError, DataError
-from srlkit.eval import metrics as M
+from srlkit.errors import ConfigError
+from srlkit.eval import metrics
 from srlkit.eval.benches import BenchRow, bench_name, data_templates, load_bench
 from srlkit.eval.models import ModelRef, resolve_ref, run_data_dir
+from srlkit.fileio import atomic_path, write_json
 
 # HF engine batches: rows x (longest prompt + max_new_tokens) <= this many tokens, so short
 # prompts share big batches and long ones never blow the KV cache (fp32 135M: ~1 GB of cache)
@@ -117,9 +116,9 @@ def score_bench(
     g_texts = [s[0].text for s in greedy]
     errors: list[float] = []
     g_ok = _correct(reward, g_texts, rows, errors)
-    res: dict[str, Any] = {"n": len(rows), "greedy_acc": M.greedy_accuracy(g_ok)}
-    res["greedy_ci"] = list(M.bootstrap_ci([float(x) for x in g_ok], n_boot=cfg.bootstrap, seed=cfg.seed))
-    res["greedy_len"] = M.mean([len(s[0].token_ids) for s in greedy])
+    res: dict[str, Any] = {"n": len(rows), "greedy_acc": metrics.greedy_accuracy(g_ok)}
+    res["greedy_ci"] = list(metrics.bootstrap_ci([float(x) for x in g_ok], n_boot=cfg.bootstrap, seed=cfg.seed))
+    res["greedy_len"] = metrics.mean([len(s[0].token_ids) for s in greedy])
     texts = list(g_texts)
     s_ok: list[list[bool]] = [[] for _ in rows]
     all_samples = [s[0] for s in greedy]
@@ -131,15 +130,15 @@ def score_bench(
         for i, ss in enumerate(sampled):
             s_ok[i] = ok[pos:pos + len(ss)]
             pos += len(ss)
-        per_problem = [M.mean([float(x) for x in row]) for row in s_ok]
-        res[f"avg@{cfg.k}"] = M.avg_at_k(s_ok)
-        res["avg_ci"] = list(M.bootstrap_ci(per_problem, n_boot=cfg.bootstrap, seed=cfg.seed))
-        res["pass@"] = {str(j): M.pass_at_k_mean(s_ok, j) for j in range(1, cfg.k + 1)}
-        res["mean_len"] = M.mean([len(s.token_ids) for s in flat])
+        per_problem = [metrics.mean([float(x) for x in row]) for row in s_ok]
+        res[f"avg@{cfg.k}"] = metrics.avg_at_k(s_ok)
+        res["avg_ci"] = list(metrics.bootstrap_ci(per_problem, n_boot=cfg.bootstrap, seed=cfg.seed))
+        res["pass@"] = {str(j): metrics.pass_at_k_mean(s_ok, j) for j in range(1, cfg.k + 1)}
+        res["mean_len"] = metrics.mean([len(s.token_ids) for s in flat])
         texts += [s.text for s in flat]
         all_samples += flat
-    res["truncated_frac"] = M.mean([float(s.finish_reason == "length") for s in all_samples])
-    res["think"] = M.think_stats(texts)
+    res["truncated_frac"] = metrics.mean([float(s.finish_reason == "length") for s in all_samples])
+    res["think"] = metrics.think_stats(texts)
     res["scoring_errors"] = int(sum(errors))  # counted as wrong; non-zero means look at the log
     records = [
         {"id": r.id, "answer": r.answer, "greedy": g, "greedy_correct": ok, "samples_correct": so}
@@ -158,10 +157,10 @@ def evaluate(
     data_dir: Path | None = None,
     phase: str | None = None,
     pick: str = "final",
-    show: bool = True,
 ) -> dict:
-    """Evaluate every model on every bench; returns (and writes to `out`) the results dict."""
-    from srlkit.cli._common import progress
+    """Evaluate every model on every bench; returns (and writes to `out`) the results dict.
+    Prints nothing but progress: callers show it (`srlkit.eval.table.results_table`)."""
+    from srlkit.progress import progress
     from srlkit.rewards import make_reward
     from srlkit.rollout.base import SamplingParams
 
@@ -214,29 +213,13 @@ def evaluate(
     }
     if out is not None:
         write_results(summary, records, Path(out))
-    if show:
-        from srlkit.cli._common import out as stdout
-        from srlkit.eval.table import results_table
-
-        stdout.print(results_table(summary))
     return summary
 
 
 def write_results(summary: dict, records: list[dict], out: Path) -> None:
     """results JSON plus `<stem>.samples.jsonl`, each written atomically."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out)
+    write_json(out, summary, sort_keys=False, ensure_ascii=True)
     side = out.with_name(out.stem + ".samples.jsonl")
-    tmp = side.with_name(side.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_path(side) as tmp, tmp.open("w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, side)
-
-
-def load_results(path: Path) -> dict:
-    if not Path(path).is_file():
-        raise DataError(f"eval results '{path}' not found; run `srlkit eval ... --out {path}` first")
-    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from srlkit.errors import DataError
+from srlkit.fileio import write_text
 from srlkit.report import plots
 
 
@@ -133,7 +134,5 @@ def build_report(run_dir: Path, out: Path | None = None, *, eval_path: Path | No
     if eval_md:
         md += ["## Eval table", "", eval_md, ""]
     report = out / "report.md"
-    tmp = out / "report.md.tmp"
-    tmp.write_text("\n".join(md), encoding="utf-8")
-    os.replace(tmp, report)
+    write_text(report, "\n".join(md))
     return report

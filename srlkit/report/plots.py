@@ -11,26 +11,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from srlkit.plotting import pyplot, save_png
+
 Row = dict[str, Any]
 TIME_KEYS = ("time/generate", "time/reward", "time/update")
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    # No "Software" metadata: the same data gives the same PNG bytes (dataset cards are deterministic).
-    fig.savefig(path, dpi=110, metadata={"Software": None})
-    _plt().close(fig)
-    return path
 
 
 def by_phase(rows: list[Row]) -> dict[str, list[Row]]:
@@ -61,7 +45,7 @@ def plot_rewards(rows: list[Row], path: Path, val_rows: list[Row] | None = None)
     phases = by_phase(rows)
     if not phases:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(phases), figsize=(5 * len(phases), 3.6), squeeze=False)
     for ax, (phase, prs) in zip(axes[0], phases.items()):
         x, y = _series(prs, "reward/mean")
@@ -82,7 +66,7 @@ def plot_rewards(rows: list[Row], path: Path, val_rows: list[Row] | None = None)
         ax.set_title(f"{phase}: reward")
         ax.set_xlabel("global step")
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_lines(rows: list[Row], keys: list[str], path: Path, title: str) -> Path | None:
@@ -90,7 +74,7 @@ def plot_lines(rows: list[Row], keys: list[str], path: Path, title: str) -> Path
     keys = [k for k in keys if any(isinstance(r.get(k), (int, float)) for r in rows)]
     if not keys:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.3), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for phase, prs in by_phase(rows).items():
@@ -101,7 +85,7 @@ def plot_lines(rows: list[Row], keys: list[str], path: Path, title: str) -> Path
         ax.set_xlabel("global step")
         ax.legend(fontsize=7)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def time_split(rows: list[Row]) -> dict[str, dict[str, float]]:
@@ -117,7 +101,7 @@ def plot_time_split(rows: list[Row], path: Path) -> Path | None:
     split = time_split(rows)
     if not split or not any(sum(v.values()) for v in split.values()):
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 0.8 + 0.6 * len(split)))
     phases = list(split)
     left = [0.0] * len(phases)
@@ -128,7 +112,7 @@ def plot_time_split(rows: list[Row], path: Path) -> Path | None:
     ax.set_xlabel("seconds")
     ax.set_title("time split per phase")
     ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_eval(summary: dict[str, Any], path: Path) -> Path | None:
@@ -140,7 +124,7 @@ def plot_eval(summary: dict[str, Any], path: Path) -> Path | None:
     models = list(results)
     benches = sorted({b for r in results.values() for b in r})
     metrics = [("greedy_acc", "greedy_ci", "greedy")] + ([(f"avg@{k}", "avg_ci", f"avg@{k}")] if k else [])
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(max(5, 1.4 * len(models) * len(benches)) * len(metrics) / 1.3, 3.8),
                              squeeze=False)
     width = 0.8 / len(models)
@@ -163,26 +147,4 @@ def plot_eval(summary: dict[str, Any], path: Path) -> Path | None:
         ax.set_ylim(0, 100)  # accuracies: a fixed scale keeps all-zero results readable
         ax.set_title(f"{title} (95% bootstrap CI)")
         ax.legend(fontsize=7)
-    return _save(fig, path)
-
-
-def plot_steps_histogram(data_dir: Path, path: Path) -> Path | None:
-    """Histogram of steps per trajectory of a decomposed dataset (for its dataset card)."""
-    import polars as pl
-
-    files = sorted((Path(data_dir) / "srl").glob("*.parquet"))
-    if not files:
-        return None
-    df = pl.concat([pl.read_parquet(f, columns=["trajectory_id", "num_steps"]) for f in files])
-    counts = df.unique("trajectory_id")["num_steps"].to_list()
-    if not counts:
-        return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.3))
-    lo, hi = min(counts), max(counts)
-    ax.hist(counts, bins=[b - 0.5 for b in range(lo, hi + 2)], color="tab:blue", edgecolor="white")
-    ax.xaxis.get_major_locator().set_params(integer=True)  # steps are whole numbers
-    ax.set_xlabel("steps per trajectory")
-    ax.set_ylabel("trajectories")
-    ax.set_title(f"{len(counts)} trajectories, median {sorted(counts)[len(counts) // 2]} steps")
-    return _save(fig, Path(path))
+    return save_png(fig, path)

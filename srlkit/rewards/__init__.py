@@ -1,7 +1,7 @@
-"""Rewards: pure functions in a registry (see `srlkit.rewards.base`).
+"""Rewards: batch callables in a registry (see `srlkit.rewards.base`).
 
-Importing this package registers the built-in rewards: `step_similarity`, `embedding`,
-`mixed`, `math` and `agent_action`. Heavy libraries load on first use, not here.
+Importing this package registers the built-in rewards: `step_similarity`, `step_exact`,
+`embedding`, `mixed`, `math` and `agent_action`. Heavy libraries load on first use, not here.
 """
 
 from srlkit.rewards.base import REGISTRY, Reward, ScoreResult, make_reward, register

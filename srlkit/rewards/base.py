@@ -1,4 +1,4 @@
-"""The reward registry: rewards are pure functions over a batch, looked up by name.
+"""The reward registry: rewards are callables over a batch, looked up by name.
 
 A reward *factory* is registered under a name. The trainer calls it once with the
 spec's params to get a reward function, then calls that function per batch:
@@ -9,6 +9,8 @@ spec's params to get a reward function, then calls that function per batch:
 `completions[i]` is the model's text; `rows[i]` is the dataset row (a dict of the SRL or
 RLVR table's columns) the completion answers. Rows repeat G times for a group.
 `build_scorer(specs)` combines weighted rewards and keeps each component for logging.
+A reward's values depend only on its inputs, but it is not a pure function: after each call
+it leaves counts for logging in its `last_stats` attribute (format failures, timeouts).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from srlkit.rewards.answers import extract_answer
+from srlkit.rewards.extract import extract_answer
 from pydantic import Field
 
 from srlkit.rewards.base import Reward, RewardParams, register

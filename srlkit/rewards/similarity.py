@@ -31,9 +31,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from srlkit.errors import ConfigError
 from pydantic import Field
 
+from srlkit.errors import ConfigError
 from srlkit.rewards.base import Reward, RewardParams, register
 from srlkit.rewards.parse import MISSING_THINK, parse_completion
 
@@ -137,8 +137,8 @@ class StepSimilarity(Reward):
         self.fast, self.prefilled_think = bool(fast), bool(prefilled_think)
         self.lenient = bool(lenient)
 
-    def __call__(self, completions: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[float]:
-        values: list[float] = [self.penalty] * len(completions)
+    def _pairs(self, completions: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[str, str]], list[int]]:
+        """(action, target) pairs of the well-formed completions and their indices; counts failures."""
         pairs: list[tuple[str, str]] = []
         where: list[int] = []
         reasons: Counter[str] = Counter()
@@ -150,20 +150,25 @@ class StepSimilarity(Reward):
                 if not (self.lenient and parsed.failure == MISSING_THINK and text.strip()):
                     continue
                 action = text.strip()  # lenient: no think block at all -> the whole text is the action
-            target = str(row["target"])
-            pairs.append((action, target) if self.order == "action_target" else (target, action))
+            pairs.append((action, str(row["target"])))
             where.append(i)
-        # In "target_action" order the index lives on the action, so reuse rarely applies;
-        # the values are the same either way.
-        # the Rust path outruns the pool's pickling on its own; the pool helps only cdifflib
-        if self.pool is not None and len(pairs) >= 256 and (self.autojunk or _rust_ratio is None):
-            ratios = self.pool(pairs, self.autojunk)
-        else:
-            ratios = batch_ratios(pairs, autojunk=self.autojunk, fast=self.fast)
-        for i, v in zip(where, ratios, strict=True):
-            values[i] = v
         self.last_stats = {"format_failures": float(sum(reasons.values()))}
         self.last_stats.update({f"format/{k}": float(n) for k, n in sorted(reasons.items())})
+        return pairs, where
+
+    def _values(self, pairs: list[tuple[str, str]]) -> list[float]:
+        if self.order == "target_action":  # the index lives on the action, so reuse rarely applies
+            pairs = [(t, a) for a, t in pairs]
+        # the Rust path outruns the pool's pickling on its own; the pool helps only cdifflib
+        if self.pool is not None and len(pairs) >= 256 and (self.autojunk or _rust_ratio is None):
+            return self.pool(pairs, self.autojunk)
+        return batch_ratios(pairs, autojunk=self.autojunk, fast=self.fast)
+
+    def __call__(self, completions: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[float]:
+        values: list[float] = [self.penalty] * len(completions)
+        pairs, where = self._pairs(completions, rows)
+        for i, v in zip(where, self._values(pairs), strict=True):
+            values[i] = v
         return values
 
     def close(self) -> None:
@@ -209,3 +214,31 @@ def step_similarity(
     [0.8, -1.0]
     """
     return StepSimilarity(penalty, order, autojunk, fast, prefilled_think, int(workers), bool(lenient))
+
+
+class StepExact(StepSimilarity):
+    """1 when the parsed action equals the expert step (whitespace at the ends aside), else 0."""
+
+    def _values(self, pairs: list[tuple[str, str]]) -> list[float]:
+        return [float(a.strip() == t.strip()) for a, t in pairs]
+
+
+class StepExactParams(RewardParams):
+    penalty: float = 0.0  # the value of a format failure
+    prefilled_think: bool = False
+    lenient: bool = False
+
+
+@register("step_exact", params=StepExactParams)
+def step_exact(penalty: float = 0.0, prefilled_think: bool = False, lenient: bool = False) -> StepExact:
+    """Exact-step match: 1 when the action is the expert's next step, else 0 (`penalty` on bad format).
+
+    A sparse companion to `step_similarity`: difflib pays a near miss (`197 + 42 = 233` for
+    `239`) or an echo of the whole expression almost as well as the right step, so a mixture
+    such as `[{name = "step_similarity", weight = 0.5}, {name = "step_exact", weight = 0.5}]`
+    makes a correct step clearly worth more than a close one. Same parsing as `step_similarity`.
+
+    >>> step_exact(lenient=True)(["3 + 4 = 7", "3 + 4 = 8", "<think>x"], [{"target": "3 + 4 = 7 "}] * 3)
+    [1.0, 0.0, 0.0]
+    """
+    return StepExact(penalty, "action_target", False, True, prefilled_think, 0, bool(lenient))

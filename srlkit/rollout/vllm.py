@@ -4,7 +4,9 @@ Colocated means vLLM lives in the trainer's process and shares its device, so th
 runs vLLM's engine core in-process (`VLLM_ENABLE_V1_MULTIPROCESSING=0` unless the user set
 it): weight pushes are then plain in-memory calls, never pickled tensors.
 
-Only vLLM's public API is used:
+Mostly vLLM's public API; the exceptions are named below (`llm_engine.model_config` for the
+vocabulary size, `vllm.platforms` and `EngineArgs` to probe features, and the old-vLLM
+fallback that passes a callable to `apply_model`):
 - generation: `LLM.generate` with `TokensPrompt` token-id prompts and one
   `vllm.SamplingParams` per prompt (`logprobs=0`: the sampled token's logprob). Each
   prompt gets seed `seed + i * n`; vLLM gives its n children `+0..n-1`, so every sample
@@ -14,11 +16,12 @@ Only vLLM's public API is used:
   equals the HF engine's `log_softmax(logits / T)`, which is what the learner recomputes.
 - full fine-tuning sync: `LLM.collective_rpc("reload_weights", kwargs={"weights_iterator":
   merged_state_dict, "is_checkpoint_format": True})`, the worker's in-place reload (a named
-  RPC: no pickled callables, tensors travel by vLLM's own serializer if the core is ever
-  out of process). It re-runs each layer's post-load processing, which plain
+  RPC, so no callable is pickled on this route; tensors travel by vLLM's own serializer if the
+  core is ever out of process). It re-runs each layer's post-load processing, which plain
   `model.load_weights` skips: on the CPU backend, whose linear weights are repacked after
   loading, the plain route fails. vLLM builds without `reload_weights` (before ~0.11) fall
-  back to `LLM.apply_model(lambda m: m.load_weights(...))`, TRL's colocate route. Then
+  back to `LLM.apply_model(lambda m: m.load_weights(...))`, TRL's colocate route (that
+  callable is pickled when the engine core runs out of process). Then
   `LLM.reset_prefix_cache()`, so no KV block computed under the old weights is reused.
 - LoRA sync, adapter-only: the peft adapter is saved to a fresh folder after each update
   and passed as a new `LoRARequest(name, int_id, path)` on the next generate; the full

@@ -9,7 +9,11 @@ Entry point: `srlkit.train.run.train(cfg: TrainConfig) -> Path` (the run folder)
     learner.py     Learner.update(batch): mu steps, micro-batches + accumulation, clipping, AdamW, schedule
     model.py       policy + tokenizer, LoRA (peft), KL reference (adapter disabled; no second copy)
     data.py        the phase's table, chat template, seeded per-epoch order with a resumable cursor
-    rollouts.py    the only phase-aware code: generate -> score -> dynamic sampling -> advantages (or sft targets)
+    groups.py      the only phase-aware code: generate -> score -> dynamic sampling -> advantages (or sft targets)
+    logprobs.py    per-token log-probs and entropy in chunks (never a whole fp32 [N, L, V] tensor)
+    dist.py        accelerate: one prepare, rank-aware seeds and cursors, all-reduce helpers
+    memory.py      the --dry-run per-GPU memory estimate
+    console.py     one line per optimizer step off a terminal, a bar on one
     heldout.py     validation score (greedy reward; -NLL for sft) that picks RUN/<phase>/best
     checkpoint.py  atomic checkpoints (weights/adapter, optimizer, scheduler, RNG, cursor) and HF folders
     metrics.py     metrics.jsonl, eval.jsonl, TensorBoard (+ wandb/trackio), samples/
@@ -19,9 +23,11 @@ Entry point: `srlkit.train.run.train(cfg: TrainConfig) -> Path` (the run folder)
 Choices made explicit:
 - SFT is the same learner with advantage 1 and old logprobs = current (detached): ratio 1,
   never clipped, so the gradient is exactly the NLL gradient (see learner.py).
-- Old logprobs are recomputed by the learner (one no-grad pass when mu > 1; the detached
-  current ones when mu == 1), not taken from the engine: the engine's sampling numerics
-  (vLLM kernels, bf16) differ slightly and would bias the ratio.
+- pi_old is the trainer's own log-prob from the first of the `mu` passes (no extra forward);
+  the engine's log-probs are the behaviour policy, and each token's loss is weighted by the
+  truncated importance ratio min(pi_old / pi_engine, tis_cap), since engine numerics (vLLM
+  kernels, bf16, merged LoRA) differ from the trainer's. Tokens no engine sampled (an expert
+  step placed in a group) carry NaN behaviour log-probs and weight 1.
 - Truncated completions: `mask` keeps them in their group's reward statistics but drops
   them from the loss; `penalize` replaces their reward; `keep` trains on them as they are.
 """

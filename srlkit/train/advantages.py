@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+
+from srlkit.sampling.dynamic import population_std
 
 
 def group_advantages(
@@ -28,7 +29,7 @@ def group_advantages(
         mean = sum(grp) / len(grp)
         centred = [r - mean for r in grp]
         if scale_std:
-            std = math.sqrt(sum(c * c for c in centred) / len(grp))
+            std = population_std(grp)
             if std + eps > 0:  # a constant group is all zeros already
                 centred = [c / (std + eps) for c in centred]
         out.extend(centred)
@@ -37,9 +38,5 @@ def group_advantages(
 
 def group_std(rewards: Sequence[float], group_size: int) -> list[float]:
     """Population std of each group (one value per group)."""
-    stds = []
-    for g in range(0, len(rewards), group_size):
-        grp = [float(r) for r in rewards[g : g + group_size]]
-        m = sum(grp) / len(grp)
-        stds.append(math.sqrt(sum((r - m) ** 2 for r in grp) / len(grp)))
-    return stds
+    return [population_std([float(r) for r in rewards[g : g + group_size]])
+            for g in range(0, len(rewards), group_size)]

@@ -9,8 +9,7 @@ left padding does not shift positions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -28,7 +27,6 @@ class RolloutBatch:
     behavior_logprobs: torch.Tensor | None = None  # [N, L]; the rollout engine's (None: SFT, or unknown)
     temperature: float = 1.0  # the sampling temperature: logits are divided by it
     max_new_tokens: int = 0  # the Dr.GRPO constant; 0: L
-    extra: dict[str, Any] = field(default_factory=dict)  # not used by the learner
 
     @property
     def prompt_len(self) -> int:

@@ -136,7 +136,7 @@ def rank_seed(seed: int, acc: Any) -> int:
     """The run seed on a single process; a distinct derived seed per rank otherwise."""
     if world_size(acc) == 1:
         return seed
-    from srlkit.train.rollouts import derive_seed
+    from srlkit.train.groups import derive_seed
 
     return derive_seed(seed, "rank", rank(acc))
 

@@ -24,7 +24,7 @@ def action_text(text: str) -> str:
     >>> action_text("<think>add</think> 3 + 4 = 7 ")
     '3 + 4 = 7'
     """
-    from srlkit.train.rollouts import _action_start
+    from srlkit.train.groups import _action_start
 
     return text[_action_start(text):].strip()
 
@@ -40,9 +40,9 @@ def reward_score(engine: Any, scorer: Any, table: PromptTable, rollout: RolloutC
     out = engine.generate(table.prompt_ids, params)
     flat = [g[0] for g in out]
     if step_end == "boundary":
-        from srlkit.train.rollouts import cut_at_boundary
+        from srlkit.train.groups import end_step, is_last_step
 
-        flat = [cut_at_boundary(table.tokenizer, s) for s in flat]
+        flat = [end_step(table.tokenizer, s, is_last_step(r)) for s, r in zip(flat, table.rows)]
     res = scorer([s.text for s in flat], table.rows)
     n = len(flat)
     m = {

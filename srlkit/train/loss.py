@@ -119,6 +119,8 @@ def policy_loss(
     per_token = -torch.minimum(ratio * advantages, clipped * advantages)
     stats: dict[str, float] = {"tokens": float(mask.sum())}
     if behav_logp is not None:
+        # NaN marks tokens no engine sampled (an expert step placed in a group): weight 1
+        behav_logp = torch.where(torch.isnan(behav_logp), old_logp.detach(), behav_logp)
         diff = (old_logp.detach() - behav_logp) * mask
         stats["mismatch_sum"] = float(diff.abs().sum())
         stats["mismatch_max"] = float(diff.abs().max()) if diff.numel() else 0.0

@@ -25,17 +25,17 @@ import numpy as np
 import torch
 
 from srlkit.config import TrainConfig, to_toml
-from srlkit.errors import SrlkitError
-from srlkit.train import checkpoint as ck
-from srlkit.train import curriculum as cur
-from srlkit.train import dist
-from srlkit.train import heldout
-from srlkit.train.data import PromptTable, read_rows, shard_files
+from srlkit.errors import ConfigError, SrlkitError
+from srlkit.fileio import write_json
+from srlkit.train import checkpoint
+from srlkit.train import curriculum
+from srlkit.train import dist, heldout
 from srlkit.train.console import StepReporter
+from srlkit.train.data import PromptTable, read_rows, shard_files
 from srlkit.train.learner import Learner
 from srlkit.train.metrics import MetricsLogger
 from srlkit.train.model import load_policy, merged, pick_dtype
-from srlkit.train.rollouts import derive_seed, rl_rollouts, sft_rollouts
+from srlkit.train.groups import derive_seed, rl_rollouts, sft_rollouts
 
 
 def default_out() -> Path:
@@ -43,20 +43,14 @@ def default_out() -> Path:
 
 
 def resolve_data(data: str | None) -> Path:
-    """The dataset folder; None: the bundled CHAMP decomposition (built once, cached)."""
-    if data:
-        p = Path(data)
-        if not p.is_dir():
-            raise SrlkitError(f"data folder '{data}' not found; run `srlkit decompose --out {data}` first")
-        return p
-    from srlkit.assets import cache_dir
-    from srlkit.config import DecomposeConfig
-    from srlkit.data.decompose import decompose
-
-    out = cache_dir() / "data" / "champ"
-    if not (out / "manifest.json").is_file():
-        decompose(DecomposeConfig(), out)
-    return out
+    """The dataset folder. Training never decomposes on its own: the CLI and `srlkit run`
+    build a missing dataset first (`srlkit.pipeline.bundled_data`, `prepare_data`)."""
+    if not data:
+        raise ConfigError("train.data is not set; pass --data DIR (a `srlkit decompose` folder)")
+    p = Path(data)
+    if not p.is_dir():
+        raise SrlkitError(f"data folder '{data}' not found; run `srlkit decompose --out {data}` first")
+    return p
 
 
 def dead_cause(draws: list[dict[str, Any]], max_new_tokens: int) -> str:
@@ -100,7 +94,7 @@ class Trainer:
     """State of one `train()` call; `run()` walks the curriculum."""
 
     def __init__(self, cfg: TrainConfig, progress: Any = None):
-        cur.validate(cfg)
+        curriculum.validate(cfg)
         self.cfg = cfg
         self.acc = dist.make_accelerator(pick_dtype(cfg.model.dtype))
         self.main = dist.is_main(self.acc)
@@ -110,12 +104,12 @@ class Trainer:
             dist.local_quota(cfg.phases[name].prompts_per_step, self.acc, f"train.phases.{name}.prompts_per_step")
         self.run_dir = Path(cfg.out) if cfg.out else default_out()
         self.progress = progress if self.main else None
-        latest = ck.latest_checkpoint(self.run_dir)
+        latest = checkpoint.latest_checkpoint(self.run_dir)
         if latest is not None and not cfg.resume:
             raise SrlkitError(f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or a new --out")
         self.resume_from = latest if cfg.resume else None
         if self.resume_from is not None:
-            ck.check_world_size(latest, json.loads((latest / ck.STATE).read_text()), self.world)
+            checkpoint.check_world_size(latest, json.loads((latest / checkpoint.STATE).read_text()), self.world)
         dist.barrier(self.acc)  # every rank has read the run folder before the main one writes to it
         with dist.main_first(self.acc):  # the main process builds a cached dataset once
             self.data_dir = resolve_data(cfg.data)
@@ -137,7 +131,7 @@ class Trainer:
         self.state: dict[str, Any] = {"seq": 0, "global_step": 0, "phase_index": 0, "phase": cfg.curriculum[0],
                                       "step": 0, "phase_done": False, "done": [], "best": {}, "cursor": None}
         if self.resume_from is not None:
-            self.state = ck.load_checkpoint(self.resume_from, model=self._unwrapped())
+            self.state = checkpoint.load_checkpoint(self.resume_from, model=self._unwrapped())
         self.logger = MetricsLogger(self.run_dir, cfg.report_to, config=cfg.model_dump(mode="json"),
                                     resume_step=self.state["global_step"] if self.resume_from else None,
                                     enabled=self.main)
@@ -171,9 +165,7 @@ class Trainer:
             return
         st = {k: self.state[k] for k in ("phase", "phase_index", "step", "done")}
         st["finished"] = finished
-        tmp = self.run_dir / "state.json.tmp"
-        tmp.write_text(json.dumps(st, indent=2), encoding="utf-8")
-        tmp.replace(self.run_dir / "state.json")
+        write_json(self.run_dir / "state.json", st, sort_keys=False, ensure_ascii=True)
 
     def _checkpoint(self, name: str, step: int, cursor: dict[str, int] | None, phase_done: bool) -> None:
         """Every rank calls this: the data cursors and RNG states of all ranks go into it."""
@@ -183,7 +175,7 @@ class Trainer:
             self.state["cursors"] = cursors
         sharded = self._sharded()
         opt_sharded = sharded or str(self.acc.distributed_type).endswith("DEEPSPEED")  # ZeRO partitions it
-        ck.save_checkpoint(self.run_dir, f"{name}-{step:06d}", model=self._unwrapped(),
+        checkpoint.save_checkpoint(self.run_dir, f"{name}-{step:06d}", model=self._unwrapped(),
                            optimizer=None if phase_done else self.learner.optimizer,
                            scheduler=None if phase_done else self.learner.scheduler,
                            state=self.state, config_toml=self.config_toml, keep=self.cfg.keep_checkpoints,
@@ -212,7 +204,7 @@ class Trainer:
         state = self._full_state()
         if self.main:
             model = self._unwrapped()
-            ck.save_hf(merged(model) if merge else model, self.tok, out, state_dict=state)
+            checkpoint.save_hf(merged(model) if merge else model, self.tok, out, state_dict=state)
         dist.barrier(self.acc)
 
     def _gather_samples(self, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -248,7 +240,7 @@ class Trainer:
         best = self.state["best"].get(name)
         if best is None or m["val/score"] > best["score"]:
             self.state["best"][name] = {"score": m["val/score"], "step": step}
-            self._save_hf(cur.phase_dir(self.run_dir, name) / "best")
+            self._save_hf(curriculum.phase_dir(self.run_dir, name) / "best")
         return m["val/score"]
 
     # ------------------------------------------------------------------ phases
@@ -271,16 +263,16 @@ class Trainer:
         val_rows = read_rows(self.data_dir, pc.table, "validation")[: pc.val_prompts]
         val = PromptTable(val_rows, self.tok, seed=0, max_prompt_tokens=cfg.rollout.max_prompt_tokens,
                           style=pc.prompt_style)
-        total = cur.phase_steps(pc, len(table))
+        total = curriculum.phase_steps(pc, len(table))
         self.learner.begin_phase(pc, total)
         start = 0
         resuming = self.resume_from is not None
         if resuming and self.state["phase_index"] == index and not self.state["phase_done"]:
-            ck.load_optim(self.resume_from, self.learner.optimizer, self.learner.scheduler, rank=self.rank)
+            checkpoint.load_optim(self.resume_from, self.learner.optimizer, self.learner.scheduler, rank=self.rank)
             table.restore((self.state.get("cursors") or [self.state["cursor"]])[self.rank])
             start = self.state["step"]
         if resuming:
-            ck.load_rng(self.resume_from, rank=self.rank)
+            checkpoint.load_rng(self.resume_from, rank=self.rank)
             self.resume_from = None
         self.state.update(phase=name, phase_index=index, phase_done=False)
         scorer = self._scorer(pc)
@@ -348,13 +340,13 @@ class Trainer:
             self.reporter.step(step, {**rec, "prompts_per_step": pc.prompts_per_step})
             if pc.save_every and step % pc.save_every == 0 and step < total:
                 self._checkpoint(name, step, table.cursor.to_dict(), phase_done=False)
-                cur.kill_hook(name, step)
+                curriculum.kill_hook(name, step)
         if gave_up:
             self.reporter.warn(f"{gave_up}; phase ended after {counts['updates']} of {total} optimizer updates")
         best = self._validate(name, pc, total, val, scorer)
         if scorer is not None and hasattr(scorer, "close"):
             scorer.close()  # e.g. the math-verify process pool
-        self._save_hf(cur.phase_dir(self.run_dir, name) / "final")
+        self._save_hf(curriculum.phase_dir(self.run_dir, name) / "final")
         prev = self.summary.get(name, {})
         self.summary[name] = {"index": index, "kind": pc.kind, "steps": total, "updates": counts["updates"],
                               "draws": counts["draws"], "empty_draws": counts["empty_draws"],
@@ -371,7 +363,7 @@ class Trainer:
                               "failed (set train.allow_idle_phases=true to let it continue)")
         self.state["done"] = sorted(set(self.state["done"]) | {index})
         self._checkpoint(name, total, None, phase_done=True)
-        cur.kill_hook(name, total, phase_end=True)
+        curriculum.kill_hook(name, total, phase_end=True)
 
     def _write_summary(self) -> None:
         if self.main:

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from srlkit.config import LossConfig, PhaseConfig, RolloutConfig
+from srlkit.errors import ConfigError
 from srlkit.rollout.base import SamplingParams
+from srlkit.sampling.dynamic import population_std
 from srlkit.train.advantages import group_advantages, group_std
 from srlkit.train.batch import RolloutBatch, collate
 from srlkit.train.data import PromptTable, encode_target
@@ -55,12 +57,13 @@ def is_last_step(row: dict[str, Any]) -> bool:
     return n is not None and i is not None and int(i) == int(n) - 1
 
 
-def cut_at_boundary(tokenizer: Any, sample: Any, keep_eos: bool = False) -> Any:
+def cut_at_boundary(tokenizer: Any, sample: Any) -> Any:
     r"""The sample up to and including the first line break that ends a non-empty action.
 
-    Used with `step_end = "boundary"`: an SRL step then ends where the next one would begin,
-    not with EOS. A trailing EOS is dropped too (unless `keep_eos`: the target is the last
-    step), so single-step training never rewards stopping mid-solution. A completion with no boundary is returned as it is (finish_reason unchanged).
+    Used with `step_end = "boundary"` for steps that are not the last: an SRL step then ends
+    where the next one would begin, not with EOS. A trailing EOS is dropped too, so single-step
+    training never rewards stopping mid-solution. A completion with no boundary is returned as
+    it is (finish_reason unchanged).
 
     >>> class T:  # a character tokenizer
     ...     eos_token_id = 0
@@ -76,7 +79,7 @@ def cut_at_boundary(tokenizer: Any, sample: Any, keep_eos: bool = False) -> Any:
     text = ""
     for j, t in enumerate(ids):
         if t == tokenizer.eos_token_id:
-            ids = ids[: j + 1] if keep_eos else ids[:j]
+            ids = ids[:j]
             break
         text += tokenizer.decode([t], skip_special_tokens=True)
         head = text.lstrip()
@@ -95,6 +98,33 @@ def cut_at_boundary(tokenizer: Any, sample: Any, keep_eos: bool = False) -> Any:
     return sample
 
 
+def end_step(tokenizer: Any, sample: Any, last: bool) -> Any:
+    r"""A `step_end = "boundary"` sample as it is scored and trained.
+
+    An intermediate step ends at its line break (`cut_at_boundary`). The last step of a
+    solution must end with EOS, as a whole solution does, so it is *not* cut: whatever the
+    model writes after the answer line (another step, or text up to the length cap) stays in
+    the scored action and lowers its similarity to the expert's last step. Without this, a
+    last step followed by more lines scored as well as one followed by EOS, and SRL taught
+    whole solutions never to end.
+    """
+    return sample if last else cut_at_boundary(tokenizer, sample)
+
+
+def expert_sample(tokenizer: Any, row: dict[str, Any], step_end: str) -> Any:
+    """The expert's next step as a completion, ended as a sampled one would be (line break or
+    EOS), with NaN behaviour log-probs: no engine sampled it, so its importance weight is 1."""
+    from srlkit.rollout.base import Sample
+
+    target = str(row["target"])
+    if step_end == "boundary" and not is_last_step(row):
+        text, eos = target + "\n", False
+    else:
+        text, eos = target, True
+    ids = encode_target(tokenizer, text, eos=eos)
+    return Sample(ids, text, [float("nan")] * len(ids), "stop")
+
+
 def rl_rollouts(
     *, engine: Any, scorer: Any, table: PromptTable, phase_name: str, phase: PhaseConfig,
     rollout: RolloutConfig, loss: LossConfig, seed: int, step: int, pad_id: int, n_samples: int = 4,
@@ -109,6 +139,10 @@ def rl_rollouts(
     from srlkit.sampling.dynamic import Group, is_informative, sample_until_full
 
     G = rollout.num_generations
+    expert = int(phase.expert_in_group)
+    if expert and (G < 2 or any("target" not in table.rows[i] for i in range(min(1, len(table))))):
+        raise ConfigError(f"{phase_name}: expert_in_group needs num_generations >= 2 and an SRL table "
+                          "with a 'target' column")
     want = phase.prompts_per_step
     eps = phase.sampling.epsilon
     timing = {"generate": 0.0, "reward": 0.0}
@@ -125,16 +159,19 @@ def rl_rollouts(
         drawn[0] += len(idx)
         call_seed = derive_seed(seed, phase_name, step, k) if draw == 0 else derive_seed(seed, phase_name, step, f"d{draw}", k)
         params = SamplingParams(
-            n=G, temperature=rollout.temperature, top_p=rollout.top_p, top_k=rollout.top_k,
+            n=G - expert, temperature=rollout.temperature, top_p=rollout.top_p, top_k=rollout.top_k,
             max_new_tokens=phase.max_new_tokens or rollout.max_new_tokens, seed=call_seed,
         )
         t0 = time.perf_counter()
         out = engine.generate([table.prompt_ids[i] for i in idx], params)
         t1 = time.perf_counter()
+        if expert:  # the group's last member is the expert's step
+            out = [list(group) + [expert_sample(table.tokenizer, table.rows[i], phase.step_end)]
+                   for group, i in zip(out, idx)]
         flat = [s for group in out for s in group]
         if phase.step_end == "boundary":
             last = [is_last_step(table.rows[i]) for i in idx for _ in range(G)]
-            flat = [cut_at_boundary(table.tokenizer, s, keep_eos=k) for s, k in zip(flat, last)]
+            flat = [end_step(table.tokenizer, s, k) for s, k in zip(flat, last)]
         res = scorer([s.text for s in flat], [table.rows[i] for i in idx for _ in range(G)])
         total = list(res.total)
         if rollout.truncation == "penalize":
@@ -144,12 +181,14 @@ def rl_rollouts(
                 score_stats[key] = score_stats.get(key, 0.0) + float(v)
         timing["generate"] += t1 - t0
         timing["reward"] += time.perf_counter() - t1
-        seen["rewards"] += total
-        seen["lens"] += [len(s.token_ids) for s in flat]
-        seen["trunc"] += [s.finish_reason == "length" for s in flat]
+        # the policy's own samples only: an expert member would flatter every statistic
+        own = [j % G < G - expert for j in range(len(flat))]
+        seen["rewards"] += [r for r, o in zip(total, own) if o]
+        seen["lens"] += [len(s.token_ids) for s, o in zip(flat, own) if o]
+        seen["trunc"] += [s.finish_reason == "length" for s, o in zip(flat, own) if o]
         for name, v in res.components.items():
             if "/" not in name:
-                seen_comps.setdefault(name, []).extend(v)
+                seen_comps.setdefault(name, []).extend(x for x, o in zip(v, own) if o)
         groups = []
         for j, i in enumerate(idx):
             sl = slice(j * G, (j + 1) * G)
@@ -186,7 +225,7 @@ def rl_rollouts(
         # reward and completion stats cover every generated sample, kept or filtered;
         # reward/group_std covers the kept (trained-on) groups.
         "reward/mean": mean,
-        "reward/std": (sum((r - mean) ** 2 for r in all_r) / n) ** 0.5,
+        "reward/std": population_std(all_r),
         "reward/group_std": sum(group_std(rewards, G)) / max(1, len(groups)) if rewards else 0.0,
         **report.as_metrics(),
         "completion/len_mean": sum(seen["lens"]) / n,
@@ -195,6 +234,7 @@ def rl_rollouts(
         "time/reward": t_rew,
         "tokens/generated": float(sum(seen["lens"])),
         "sampling/prompts": float(drawn[0]),
+        "sampling/expert_rows": float(expert * len(groups)),
         # for the give-up message: how many distinct reward values the step saw
         "reward/distinct": float(len({round(r, 6) for r in all_r})),
         "reward/min": min(all_r) if all_r else 0.0,
