@@ -54,6 +54,14 @@ def tiny_model_dir(tmp_path_factory, smollm2_dir) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A tiny decomposed dataset in the schema's layout (six two-step problems)."""
+    from train_helpers import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("data") / "ds")
+
+
 @dataclass
 class CliResult:
     code: int

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import pytest
 import tomllib
 
-sys.path.insert(0, os.path.dirname(__file__))  # the shared helpers next to this file
-import test_train_fixtures as fx
-from test_train_fixtures import tiny_data  # noqa: F401  (fixture)
+import train_helpers as fx
 
 
 def test_help_is_fast_and_lists_options(cli):

@@ -28,9 +28,7 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))  # the shared helpers next to this file
-import test_train_fixtures as fx
-from test_train_fixtures import tiny_data  # noqa: F401  (fixture)
+import train_helpers as fx
 
 TESTS = Path(__file__).parent
 ACCELERATE = Path(sys.executable).parent / "accelerate"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
-import sys
 
 import pytest
 import torch
@@ -16,8 +14,6 @@ from srlkit.train.data import PromptTable, read_rows
 from srlkit.train.learner import Learner
 from srlkit.train.model import load_policy
 
-sys.path.insert(0, os.path.dirname(__file__))  # the shared helpers next to this file
-from test_train_fixtures import tiny_data  # noqa: F401  (fixture)
 
 
 def _policy(tiny_model_dir, lora=True, beta=0.0):
@@ -146,3 +142,14 @@ def test_prompt_table_cursor_resumes_exactly(tiny_data, tiny_model_dir):
     assert sorted(first[:10]) == list(range(10))  # an epoch is a permutation
     short = PromptTable(rows, tok, seed=3, max_prompt_tokens=5)
     assert len(short) == 0 and short.too_long == len(rows)
+
+
+def test_dataset_layout(tiny_data):
+    """The fixture writes the schema's layout (guards the other tests' input)."""
+    import polars as pl
+
+    from srlkit.schema import RLVR_COLUMNS, SRL_COLUMNS
+
+    srl = pl.read_parquet(tiny_data / "srl" / "train-00000-of-00001.parquet")
+    rlvr = pl.read_parquet(tiny_data / "rlvr" / "validation-00000-of-00001.parquet")
+    assert list(srl.columns) == list(SRL_COLUMNS) and list(rlvr.columns) == list(RLVR_COLUMNS)

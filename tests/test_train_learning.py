@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import sys
 
 import pytest
 import torch
@@ -17,9 +15,7 @@ from srlkit.train.learner import Learner
 from srlkit.train.loss import policy_loss
 from srlkit.train.model import load_policy
 
-sys.path.insert(0, os.path.dirname(__file__))
-import test_train_fixtures as fx  # noqa: E402
-from test_train_fixtures import tiny_data  # noqa: E402,F401  (fixture)
+import train_helpers as fx
 
 
 def _const_factory(value: float = 0.5, **_):

@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))  # the shared helpers next to this file
-import test_train_fixtures as fx
-from test_train_fixtures import tiny_data  # noqa: F401  (fixture)
+import train_helpers as fx
 
 WRAPPER = (
-    "import sys; sys.path.insert(0, {tests!r}); import test_train_fixtures as f; f.install(); "
+    "import sys; sys.path.insert(0, {tests!r}); import train_helpers as f; f.install(); "
     "from srlkit.cli import main; main(sys.argv[1:])"
 )
 

@@ -9,7 +9,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 if __name__ == "__main__":  # reward worker processes re-import this file: they must not train
-    import test_train_fixtures as fixtures
+    import train_helpers as fixtures
 
     fixtures.install()
 

@@ -1,13 +1,14 @@
-"""Shared helpers for the train tests: a tiny decomposed dataset and a test reward.
+"""Shared helpers for the train tests: a tiny decomposed dataset, a test reward, CLI args.
 
-Imported by the other test_train_* files and by the subprocess wrapper of the resume test.
+Not a test module: `conftest.py` builds the `tiny_data` fixture from `write_dataset`; the
+train tests import it as `train_helpers` (pytest puts tests/ on sys.path), and so do the
+subprocess entry points of the resume and multi-process tests.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 TESTS = Path(__file__).parent
 PROBLEMS = [
@@ -88,19 +89,3 @@ def tiny_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
     for s in sets:
         args += ["--set", s]
     return args + list(extra)
-
-
-@pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory) -> Path:
-    return write_dataset(tmp_path_factory.mktemp("data") / "ds")
-
-
-def test_dataset_layout(tiny_data):
-    """The fixture writes the schema's layout (guards the other tests' input)."""
-    import polars as pl
-
-    from srlkit.schema import RLVR_COLUMNS, SRL_COLUMNS
-
-    srl = pl.read_parquet(tiny_data / "srl" / "train-00000-of-00001.parquet")
-    rlvr = pl.read_parquet(tiny_data / "rlvr" / "validation-00000-of-00001.parquet")
-    assert list(srl.columns) == list(SRL_COLUMNS) and list(rlvr.columns) == list(RLVR_COLUMNS)
