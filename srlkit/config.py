@@ -364,6 +364,7 @@ class EvalConfig(_Strict):
     bootstrap: int = Field(1000, ge=0)
     seed: int = 0
     engine: Literal["hf", "vllm"] = "hf"
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)  # vLLM: nothing else is on the GPU while evaluating
 
 
 # --------------------------------------------------------------------------- recipe

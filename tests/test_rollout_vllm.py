@@ -406,3 +406,20 @@ def test_contract_make_engine_passes_rank_and_compute_dtype(fake_vllm, tiny):
     make_engine(cfg, tiny, None, "base/dir", seed=3, dtype="bfloat16", rank=1, world_size=2)
     kw = FakeLLM.instances[-1].kw
     assert (kw["dtype"], kw["seed"], kw["distributed_executor_backend"]) == ("bfloat16", 4, "external_launcher")
+
+
+def test_contract_eval_builds_its_vllm_engine_through_make_engine(fake_vllm, tiny_model_dir):
+    """`srlkit eval --engine vllm`: the same factory as training, the eval's memory share, no sleep,
+    no weight push (the engine serves the model folder as it is)."""
+    from srlkit.config import EvalConfig
+    from srlkit.eval.models import ModelRef
+    from srlkit.eval.run import VLLM_MAX_PROMPT, _engine
+
+    cfg = EvalConfig(engine="vllm", max_new_tokens=40, seed=9, gpu_memory_utilization=0.7)
+    eng, tok = _engine(cfg, ModelRef(label="m", path=str(tiny_model_dir), adapter=False, run_dir=None))
+    kw = FakeLLM.instances[-1].kw
+    assert kw["gpu_memory_utilization"] == 0.7 and kw["seed"] == 9
+    assert kw["max_model_len"] == VLLM_MAX_PROMPT + 40 and kw["model"] == str(tiny_model_dir)
+    assert not kw.get("enable_sleep_mode") and "enable_lora" not in kw
+    assert FakeLLM.instances[-1].names() == []  # nothing pushed
+    assert tok.eos_token_id is not None

@@ -48,7 +48,8 @@ def _engine(cfg: EvalConfig, ref: ModelRef):
 
         from transformers import AutoTokenizer
 
-        from srlkit.rollout.vllm import VLLMEngine
+        from srlkit.config import RolloutConfig
+        from srlkit.rollout import make_engine
 
         path = ref.path
         if ref.adapter:  # vLLM loads full models: merge the adapter into a temporary copy
@@ -58,9 +59,10 @@ def _engine(cfg: EvalConfig, ref: ModelRef):
             tok.save_pretrained(path)
             del model
         tok = AutoTokenizer.from_pretrained(path)
-        engine = VLLMEngine(path, tokenizer=tok, gpu_memory_utilization=0.85, sleep_mode=False,
-                            max_model_len=VLLM_MAX_PROMPT + cfg.max_new_tokens, seed=cfg.seed)
-        return engine, tok
+        rollout = RolloutConfig(engine="vllm", gpu_memory_utilization=cfg.gpu_memory_utilization,
+                                sleep_mode=False, max_prompt_tokens=VLLM_MAX_PROMPT,
+                                max_new_tokens=cfg.max_new_tokens)
+        return make_engine(rollout, None, tok, path, seed=cfg.seed), tok
     from srlkit.rollout.hf import HFEngine
 
     model, tok = load(ref)

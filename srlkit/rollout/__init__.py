@@ -48,7 +48,8 @@ def make_engine(
     - "hf": generation on the trainer's own module (shared weights, nothing to sync).
     - "vllm": a colocated `vllm.LLM` on `model_path` (the *base* weights). LoRA adapter-only
       sync is switched on when `model` is a peft model, with its rank; otherwise full
-      weights are pushed. dtype is `dtype` (the trainer's compute dtype: its fp32 master
+      weights are pushed. `model=None` (evaluation): the engine serves `model_path` as it is,
+      with nothing to sync. dtype is `dtype` (the trainer's compute dtype: its fp32 master
       weights are cast on push) or the policy's; with `world_size` > 1 every rank builds its
       own colocated engine (`external_launcher`, see `VLLMEngine`); `max_model_len` defaults to
       `max_prompt_tokens + max_new_tokens`. The engine is synced with `model` before it is
@@ -88,7 +89,8 @@ def make_engine(
             rank=rank,
             world_size=world_size,
         )
-        engine.load_weights(model)  # start in sync: a resumed policy or the initial LoRA adapter
+        if model is not None:
+            engine.load_weights(model)  # start in sync: a resumed policy or the initial LoRA adapter
         return engine
     from srlkit.errors import ConfigError
 
