@@ -76,6 +76,7 @@ def test_two_processes_split_the_prompts_and_write_once(two_proc_run):
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [(m["phase"], m["step"]) for m in metrics] == [("srl", 1), ("srl", 2), ("srl", 3)]
     assert all(m["sampling/kept"] == 2 for m in metrics)  # the global batch: 1 group on each rank
+    assert all(m["sampling/prompts"] >= 2 for m in metrics)  # prompts drawn on both ranks, summed
     assert metrics[-1]["kl"] > 0  # the policy moved off the reference
     assert json.loads((out / "summary.json").read_text())["world_size"] == 2
     for f in sorted((out / "samples").glob("srl-*.jsonl")):

@@ -140,7 +140,7 @@ def rl_rollouts(
 
     G = rollout.num_generations
     expert = int(phase.expert_in_group)
-    if expert and (G < 2 or any("target" not in table.rows[i] for i in range(min(1, len(table))))):
+    if expert and (G < 2 or (table.rows and "target" not in table.rows[0])):
         raise ConfigError(f"{phase_name}: expert_in_group needs num_generations >= 2 and an SRL table "
                           "with a 'target' column")
     want = phase.prompts_per_step
