@@ -48,6 +48,8 @@ def finished_run(tmp_path, tiny_model_dir) -> Path:
 
 
 def test_export_model_builds_card_and_files(finished_run):
+    import yaml
+
     from srlkit.report.model_card import export_model
 
     out = export_model(finished_run)
@@ -56,11 +58,12 @@ def test_export_model_builds_card_and_files(finished_run):
     assert (out / "adapter" / "adapter_config.json").is_file()
     assert (out / "srlkit_config.toml").is_file() and (out / "eval_results.json").is_file()
     card = (out / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: transformers\n")
-    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card  # the bundled default base
-    assert "datasets:\n- someone/expert-traces" in card
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["library_name"] == "transformers"
+    assert meta["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"  # the bundled default base
+    assert meta["datasets"] == ["someone/expert-traces"] and "srl" in meta["tags"]
     assert "SRL → RLVR" in card
-    assert "| srl | srl | step_similarity | 3 |" in card and "| rlvr | rlvr | math | 2 |" in card
+    assert "| srl | grpo | srl | step_similarity | 3 |" in card and "| rlvr | grpo | rlvr | math | 2 |" in card
     assert "| validation (n=2) | greedy acc % [95% CI] | 0.0 [0.0, 100.0] | 50.0 [0.0, 100.0] |" in card
     assert 'curriculum = [\n    "srl",\n    "rlvr",\n]' in card or 'curriculum = ["srl", "rlvr"]' in card
     # the exported model loads with transformers alone, the adapter with peft

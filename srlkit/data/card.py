@@ -1,9 +1,11 @@
 """The last stage: the dataset card (README.md), regenerated from manifest.json.
 
-Never edited by hand. The YAML `configs:` block makes `datasets.load_dataset(DIR, "srl")`
-and `(DIR, "rlvr")` work; the body states the source and license, the exact command,
-the stats, the reject reasons and the accepted + rejected = input identity. `srlkit embed`
-adds `manifest["embeddings"]` and calls `write_card` again.
+Never edited by hand. Rendered in one place: `huggingface_hub.DatasetCard.from_template` with
+`templates/dataset_card.md`. The YAML `configs:` block makes `datasets.load_dataset(DIR, "srl")`
+and `(DIR, "rlvr")` work; the body states the source and license, the exact command, the stats,
+the reject reasons and the accepted + rejected = input identity. Later stages contribute their
+own section through `STAGE_SECTIONS`: `srlkit embed` adds `manifest["embeddings"]` and calls
+`write_card` again.
 """
 
 from __future__ import annotations
@@ -22,22 +24,25 @@ TARGETS_DOC = {
 }
 
 
-def _yaml_configs(manifest: dict) -> str:
-    lines = ["configs:"]
+TEMPLATE = Path(__file__).parent / "templates" / "dataset_card.md"
+
+
+def _configs(manifest: dict) -> list[dict]:
+    """The card's `configs:` list: `load_dataset(DIR, "srl")`, `"rlvr"`, `"embeddings-<slug>"`."""
+    configs = []
     for table, splits in manifest.get("splits", {}).items():
-        lines.append(f"- config_name: {table}")
+        entry: dict = {"config_name": table}
         if table == "srl":
-            lines.append("  default: true")
-        lines.append("  data_files:")
-        for split in splits:
-            lines += [f"  - split: {split}", f"    path: {table}/{split}-*.parquet"]
+            entry["default"] = True
+        entry["data_files"] = [{"split": split, "path": f"{table}/{split}-*.parquet"} for split in splits]
+        configs.append(entry)
     if not manifest.get("splits"):  # nothing accepted: `load_dataset(DIR, "rejects")` still shows why
-        lines += ["- config_name: rejects", "  data_files:", "  - split: train", "    path: rejects.parquet"]
+        configs.append({"config_name": "rejects", "data_files": [{"split": "train", "path": "rejects.parquet"}]})
     for slug, info in sorted((manifest.get("embeddings") or {}).items()):
         if isinstance(info, dict) and info.get("path"):  # `srlkit embed` output, joinable on target_hash
-            lines += [f"- config_name: embeddings-{slug}", "  data_files:", "  - split: train",
-                      f"    path: {info['path']}/*.parquet"]
-    return "\n".join(lines)
+            configs.append({"config_name": f"embeddings-{slug}",
+                            "data_files": [{"split": "train", "path": f"{info['path']}/*.parquet"}]})
+    return configs
 
 
 def _table(rows: dict, head: tuple[str, str], key=None) -> str:
@@ -56,13 +61,6 @@ def _bucket_key(label: str) -> int:
     return n + (1 if label.startswith(">") else 0)
 
 
-def _preamble(counts: dict) -> str:
-    """What happened to text before "1." in numbered solutions (headers alone are dropped)."""
-    return (f"- Text before the first numbered step: its own untitled step in {counts.get('step', 0)} "
-            f"trajectories, merged into step 1 (shorter than the minimum step length) in "
-            f"{counts.get('merged', 0)}.")
-
-
 def _command(manifest: dict) -> str:
     if manifest.get("command"):
         return manifest["command"]
@@ -70,117 +68,70 @@ def _command(manifest: dict) -> str:
     return "srlkit decompose" + (f" {spec}" if spec else "") + "  # (library call; options in manifest.json)"
 
 
-def render(manifest: dict) -> str:
-    c, s, cfg = manifest["counts"], manifest["stats"], manifest["config"]
-    src = manifest["source"]
+def _embeddings_section(emb: dict) -> str:
+    """`srlkit embed`'s section: one entry per embedding model it wrote."""
+    lines = ["Step embeddings written by `srlkit embed`; each has its own config above "
+             "(`embeddings-<model>`), joined to SRL rows on `target_hash`.", ""]
+    for slug, info in sorted(emb.items()):
+        lines += [f"### `{slug}`", ""]
+        lines += [f"- {k}: `{v}`" for k, v in sorted(info.items())] if isinstance(info, dict) else [f"- {info}"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# Stages after decompose add a key to manifest.json; each key with an entry here gets its own
+# section, in this order, between the decompose sections and the file list.
+STAGE_SECTIONS = {"embeddings": ("Embeddings", _embeddings_section)}
+
+
+def card(manifest: dict, histogram: str | None = None):
+    """The dataset card (a `huggingface_hub.DatasetCard`) for a decompose folder's manifest.
+
+    `histogram` is the file name of a steps-per-trajectory plot beside the card, if one was drawn.
+    """
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    c, s, cfg, src = manifest["counts"], manifest["stats"], manifest["config"], manifest["source"]
     lic = src.get("license", "unknown")
-    split_rows = []
-    for table, splits in manifest.get("splits", {}).items():
-        for split, names in splits.items():
-            n = sum(manifest["files"][f]["rows"] for f in names)
-            split_rows.append(f"| {table} | {split} | {n} | {len(names)} |")
+    data = DatasetCardData(license="mit" if lic.lower().startswith("mit") else "other",
+                           pretty_name=f"SRL / RLVR step data from {src['name']}",
+                           tags=["srl", "rlvr", "reasoning", "srlkit"], configs=_configs(manifest))
+    columns = ", ".join(f"{k}=`{v}`" for k, v in manifest["columns"].items() if v)
+    if manifest.get("preset"):
+        columns += f" (preset `{manifest['preset']}`)"
+    split_rows = [{"table": table, "split": split, "shards": len(names),
+                   "rows": sum(manifest["files"][f]["rows"] for f in names)}
+                  for table, splits in manifest.get("splits", {}).items() for split, names in splits.items()]
     spt = s["steps_per_trajectory"]
-    parts = [
-        "---",
-        _yaml_configs(manifest),
-        f"license: {'mit' if lic.lower().startswith('mit') else 'other'}",
-        "tags:\n- srl\n- rlvr\n- reasoning\n- srlkit",
-        "---",
-        "",
-        f"# SRL / RLVR step data from {src['name']}",
-        "",
-        "Made by `srlkit decompose`: expert trajectories split into steps, "
-        "one **SRL** instance per target step (predict the expert's next step given the problem "
-        "and the steps so far) and one **RLVR** row per problem with a verified final answer.",
-        "",
-        "```python\nimport datasets\nsrl = datasets.load_dataset(\"PATH_OR_REPO\", \"srl\")\n"
-        "rlvr = datasets.load_dataset(\"PATH_OR_REPO\", \"rlvr\")\n```",
-        "",
-        "## Source",
-        "",
-        f"- {src['description']}",
-        f"- License: {lic}",
-        f"- Fingerprint: `{src['fingerprint'][:16]}`",
-        f"- Columns: {', '.join(f'{k}=`{v}`' for k, v in manifest['columns'].items() if v)}"
-        + (f" (preset `{manifest['preset']}`)" if manifest.get("preset") else ""),
-        "",
-        "## Command",
-        "",
-        f"```\n{_command(manifest)}\n```",
-        "",
-        f"srlkit {manifest['srlkit_version']}; the full resolved options are in `manifest.json`.",
-        "",
-        "## Counts",
-        "",
-        f"**accepted + rejected = input: {c['accepted']} + {c['rejected']} = {c['input']}** source rows. "
-        f"{c['rlvr_rejected']} accepted rows have no verifiable answer and are left out of RLVR only.",
-        *(["", "**No row was accepted**, so there are no `srl` or `rlvr` configs; "
-               "`datasets.load_dataset(DIR, \"rejects\")` loads the reasons."] if c["accepted"] == 0 else []),
-        "",
-        "| table | split | rows | shards |",
-        "| --- | --- | ---: | ---: |",
-        *split_rows,
-        "",
-        f"Train/validation split by trajectory (seeded hash of the id, seed {cfg['seed']}, "
-        f"val_size {cfg['val_size']}): no step of a validation problem is in train.",
-        "",
-        "## Instances",
-        "",
-        f"- Steps: strategy `{cfg['steps']}`; targets `{cfg['targets']}`: {TARGETS_DOC[cfg['targets']]}.",
-        "  Use `--targets skip-first` to reproduce the paper's N-1 instances per trajectory.",
-        f"- Title hint: {'on (the next step title is in the prompt; target = body only)' if cfg['title_hint'] else 'off'}.",
-        f"- Step length {cfg['min_step_chars']}..{cfg['max_step_chars']} chars (tiny steps merged, giant ones split); "
-        f"{cfg['min_trajectory_steps']}..{cfg['max_trajectory_steps']} steps per trajectory.",
-        *([_preamble(s.get("preamble") or {})] if s["strategies"].get("numbered") else []),
-        "",
-        "## Stats",
-        "",
-        f"Steps per trajectory: min {spt['min']}, mean {spt['mean']}, max {spt['max']}. "
-        f"Characters per step: mean {s['chars_per_step']['mean']}, max {s['chars_per_step']['max']}.",
-        "",
-        _table(spt["histogram"], ("steps", "trajectories"), key=int),
-        _table(s["chars_per_step"]["histogram"], ("chars per step", "steps"), key=_bucket_key),
-        "Segmentation strategies (per trajectory):",
-        "",
-        _table(s["strategies"], ("strategy", "trajectories")),
-        "## Rejects",
-        "",
-        "Every rejected row is in `rejects.parquet` with its source row and reason.",
-        "",
-        _table(s["reject_reasons"], ("reason", "rows")),
-        "RLVR-only rejects:",
-        "",
-        _table(s["rlvr_reject_reasons"], ("reason", "rows")),
-    ]
-    emb = manifest.get("embeddings")
-    if emb:
-        parts += ["## Embeddings", "",
-                  "Step embeddings written by `srlkit embed`; each has its own config above "
-                  "(`embeddings-<model>`), joined to SRL rows on `target_hash`.", ""]
-        for slug, info in sorted(emb.items()):
-            parts.append(f"### `{slug}`")
-            parts.append("")
-            if isinstance(info, dict):
-                parts += [f"- {k}: `{v}`" for k, v in sorted(info.items())]
-            else:
-                parts.append(f"- {info}")
-            parts.append("")
-    parts += ["## Files", "", "| file | rows | sha256 |", "| --- | ---: | --- |"]
-    parts += [f"| `{k}` | {v['rows']} | `{v['sha256'][:16]}` |" for k, v in sorted(manifest["files"].items())]
-    return "\n".join(parts) + "\n"
+    sections = [{"title": title, "body": render_section(manifest[key])}
+                for key, (title, render_section) in STAGE_SECTIONS.items() if manifest.get(key)]
+    return DatasetCard.from_template(
+        data, template_path=str(TEMPLATE),
+        source=src, license_text=lic, columns=columns, command=_command(manifest),
+        version=manifest["srlkit_version"], counts=c, split_rows=split_rows, config=cfg,
+        targets_doc=TARGETS_DOC[cfg["targets"]],
+        preamble=(s.get("preamble") or {"step": 0, "merged": 0}) if s["strategies"].get("numbered") else None,
+        histogram=histogram, stats=s, stage_sections=sections,
+        tables={"steps": _table(spt["histogram"], ("steps", "trajectories"), key=int),
+                "chars": _table(s["chars_per_step"]["histogram"], ("chars per step", "steps"), key=_bucket_key),
+                "strategies": _table(s["strategies"], ("strategy", "trajectories")),
+                "rejects": _table(s["reject_reasons"], ("reason", "rows")),
+                "rlvr_rejects": _table(s["rlvr_reject_reasons"], ("reason", "rows"))},
+        files=sorted(manifest["files"].items()),
+    )
+
+
+def render(manifest: dict, histogram: str | None = None) -> str:
+    """The card's text (YAML front matter + Markdown body), ending with a newline."""
+    return str(card(manifest, histogram)).rstrip("\n") + "\n"
 
 
 def write_card(out: Path | str) -> Path:
-    """Regenerate `out/README.md` from `out/manifest.json`; returns its path."""
+    """Regenerate `out/README.md` (and its histogram) from `out/manifest.json`; returns its path."""
     out = Path(out)
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     path = out / "README.md"
-    text = render(manifest)
-    if _write_histogram(out):
-        text = text.replace(
-            "## Stats\n", "## Stats\n\n![Steps per trajectory](steps_hist.png)\n", 1
-        )
-    write_text(path, text)
+    write_text(path, render(manifest, HISTOGRAM if _write_histogram(out) else None))
     return path
 
 

@@ -51,59 +51,51 @@ def _dataset_line(cfg: dict[str, Any]) -> tuple[str, str | None]:
     return desc, spec if _hub_like(spec) else None
 
 
-def _phase_rows(cfg: dict[str, Any], summary: dict[str, Any]) -> list[str]:
-    rows = ["| phase | table | rewards | steps | prompts/step | G | lr | dynamic sampling |",
-            "|---|---|---|---|---|---|---|---|"]
+TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
+
+
+def _phases(cfg: dict[str, Any], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per curriculum phase for the card's table."""
     g = (cfg.get("rollout") or {}).get("num_generations", "?")
+    rows = []
     for name in cfg.get("curriculum") or []:
         p = (cfg.get("phases") or {}).get(name, {})
-        rewards = ", ".join(r["name"] for r in p.get("rewards", [])) or "— (cross-entropy)"
-        steps = (summary.get(name) or {}).get("steps", p.get("steps", "?"))
-        dyn = (p.get("sampling") or {}).get("dynamic", False)
-        rows.append(f"| {name} | {p.get('table', '?')} | {rewards} | {steps} | {p.get('prompts_per_step', '?')} "
-                    f"| {g if p.get('kind', 'grpo') != 'sft' else '—'} | {p.get('lr', '?')} | {'yes' if dyn else 'no'} |")
+        kind = p.get("kind", "grpo")
+        rows.append({"name": name, "kind": kind, "table": p.get("table", "?"),
+                     "rewards": ", ".join(r["name"] for r in p.get("rewards", [])) or "— (cross-entropy)",
+                     "steps": (summary.get(name) or {}).get("steps", p.get("steps", "?")),
+                     "prompts": p.get("prompts_per_step", "?"), "G": g if kind != "sft" else "—",
+                     "lr": p.get("lr", "?"),
+                     "dynamic": "yes" if (p.get("sampling") or {}).get("dynamic", False) else "no"})
     return rows
 
 
 def model_card(run_dir: Path, eval_path: Path | None, has_merged: bool, has_adapter: bool) -> str:
-    """The README.md text for an exported run."""
+    """The README.md text for an exported run (`huggingface_hub.ModelCard` from `templates/model_card.md`)."""
+    from huggingface_hub import ModelCard, ModelCardData
+
     cfg_text = (run_dir / "config.toml").read_text(encoding="utf-8") if (run_dir / "config.toml").is_file() else ""
     cfg = tomllib.loads(cfg_text) if cfg_text else {}
     summary = _read_json(run_dir / "summary.json").get("phases", {})
     base = _base_model(cfg)
     data_desc, data_id = _dataset_line(cfg)
-    curriculum = " → ".join(p.upper() for p in cfg.get("curriculum") or []) or "unknown"
-    front = ["---", "library_name: transformers" if has_merged else "library_name: peft"]
-    if _hub_like(base):
-        front.append(f"base_model: {base}")
-    if data_id:
-        front += ["datasets:", f"- {data_id}"]
-    front += ["tags:", "- srlkit", "- supervised-reinforcement-learning", "- grpo",
-              *[f"- {p}" for p in cfg.get("curriculum") or []], "---", ""]
-    title = run_dir.parent.name if run_dir.name == "train" else run_dir.name  # pipeline layout: ROOT/train
-    md = front + [
-        f"# {title}: {curriculum} with srlkit", "",
-        f"Trained with srlkit from **{base}** with the curriculum **{curriculum}** "
-        "(Supervised Reinforcement Learning: step-wise similarity rewards on expert steps, "
-        "then RLVR on final answers).", "",
-        "## Base model", "", f"- `{base}`", "",
-        "## Datasets", "", f"- {data_desc}", "",
-        "## Curriculum", "", *_phase_rows(cfg, summary), "",
-    ]
+    curriculum = cfg.get("curriculum") or []
+    data = ModelCardData(library_name="transformers" if has_merged else "peft",
+                         base_model=base if _hub_like(base) else None,
+                         datasets=[data_id] if data_id else None,
+                         tags=["srlkit", "supervised-reinforcement-learning", "grpo", *curriculum])
+    eval_table = None
     if eval_path is not None:
         from srlkit.eval.table import markdown_table
 
-        md += ["## Evaluation", "", "Greedy accuracy and avg@k with 95% bootstrap CIs (`srlkit eval`).", "",
-               markdown_table(json.loads(eval_path.read_text(encoding="utf-8"))), ""]
-    md += ["## Files", ""]
-    if has_merged:
-        md.append("- the merged model at the root: `AutoModelForCausalLM.from_pretrained(REPO)`")
-    if has_adapter:
-        md.append("- the LoRA adapter in `adapter/`: `PeftModel.from_pretrained(base, REPO, subfolder='adapter')`")
-    md += ["- `srlkit_config.toml`: the resolved training config", ""]
-    if cfg_text:
-        md += ["## Training config", "", "```toml", cfg_text.strip(), "```", ""]
-    return "\n".join(md)
+        eval_table = markdown_table(json.loads(eval_path.read_text(encoding="utf-8")))
+    card = ModelCard.from_template(
+        data, template_path=str(TEMPLATE),
+        title=run_dir.parent.name if run_dir.name == "train" else run_dir.name,  # pipeline layout: ROOT/train
+        curriculum=" → ".join(p.upper() for p in curriculum) or "unknown", base=base, data_desc=data_desc,
+        phases=_phases(cfg, summary), eval_table=eval_table, has_merged=has_merged, has_adapter=has_adapter,
+        config_text=cfg_text.strip())
+    return str(card).rstrip("\n") + "\n"
 
 
 def export_model(run_dir: Path, out: Path | None = None, *, what: What = "both") -> Path:
