@@ -15,7 +15,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-ASSETS = Path(__file__).parent / "assets"
+from tests.helpers import ASSETS  # noqa: E402
+from tests.helpers.hub_stub import hub_datasets, hub_stub  # noqa: E402,F401 - shared fixtures
 
 
 def pytest_collection_modifyitems(config, items):
@@ -57,7 +58,7 @@ def tiny_model_dir(tmp_path_factory, smollm2_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """A tiny decomposed dataset in the schema's layout (six two-step problems)."""
-    from train_helpers import write_dataset
+    from tests.helpers.training import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("data") / "ds")
 

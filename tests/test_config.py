@@ -3,7 +3,14 @@ import sys
 
 import pytest
 
-from srlkit.config import Recipe, TrainConfig, apply_overrides, load_recipe, parse_value, to_toml
+from srlkit.config import (
+    Recipe,
+    TrainConfig,
+    apply_overrides,
+    load_recipe,
+    parse_value,
+    to_toml,
+)
 from srlkit.errors import ConfigError
 
 

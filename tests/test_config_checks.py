@@ -15,8 +15,7 @@ import tomllib
 from srlkit import errors
 from srlkit.config import RewardSpec, TrainConfig, load_recipe, to_toml
 from srlkit.errors import ConfigError
-from srlkit.rewards import REGISTRY, make_reward
-from srlkit.rewards import base
+from srlkit.rewards import REGISTRY, base, make_reward
 from srlkit.rewards.base import PARAMS, params_model
 from srlkit.train import curriculum
 

@@ -12,10 +12,10 @@ matching blocks. Two choices the paper leaves open are made explicit here:
   common letters, so the score drops abruptly once the expert step passes 200 characters.
   On CHAMP steps against an expert step of more than 250 characters, partial credit for a
   related but different step falls by more than 30%
-  (`tests/test_rewards_similarity.py::test_autojunk_off_by_default_and_why`).
+  (`tests/rewards/test_similarity.py::test_autojunk_off_by_default_and_why`).
   Pass `autojunk=True` to get the behaviour of a bare `SequenceMatcher(None, a, b)`.
 
-Fast paths, both bit-identical to difflib (`tests/test_rewards_similarity.py` checks that with
+Fast paths, both bit-identical to difflib (`tests/rewards/test_similarity.py` checks that with
 property tests against `difflib` itself):
 - autojunk off (the default): `difflib_fast.ratio`, a Rust reimplementation of the
   Ratcliff-Obershelp matching blocks (longest common substring by suffix automaton, with

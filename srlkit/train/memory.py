@@ -10,7 +10,7 @@ compute dtype, and the fp32 chunks of `logprobs`. A colocated vLLM engine holds
 update, so the peak is the larger of the two phases.
 
 The formulas are deliberately simple (no allocator slack, no CUDA context, no kernels'
-workspaces); `tests/test_train_memory.py` compares them with measured peaks.
+workspaces); `tests/train/test_memory.py` compares them with measured peaks.
 """
 
 from __future__ import annotations
