@@ -8,7 +8,7 @@ would count as signal. (DAPO's "neither all right nor all wrong" is the 0/1 spec
 
 Two pieces, usable on their own:
 
-- `informative_mask(rewards, group_size, eps)`: flat rewards (G per prompt, prompt-major,
+- `informative_mask(rewards, num_generations, eps)`: flat rewards (G per prompt, prompt-major,
   the layout the trainer scores in) -> one bool per group.
 - `sample_until_full(generate, target_groups, max_attempts, eps)`: calls `generate(attempt)`
   until `target_groups` informative groups are kept or `max_attempts` calls were made.
@@ -35,7 +35,7 @@ class HasRewards(Protocol):
     def rewards(self) -> Sequence[float]: ...
 
 
-G = TypeVar("G", bound=HasRewards)
+GroupT = TypeVar("GroupT", bound=HasRewards)
 
 
 @dataclass
@@ -65,19 +65,19 @@ def is_informative(rewards: Sequence[float], eps: float) -> bool:
     return std > eps  # NaN > eps is False
 
 
-def informative_mask(rewards: Sequence[float], group_size: int, eps: float) -> list[bool]:
-    """One flag per group of `group_size` consecutive rewards: population std > `eps`.
+def informative_mask(rewards: Sequence[float], num_generations: int, eps: float) -> list[bool]:
+    """One flag per group of `num_generations` consecutive rewards: population std > `eps`.
 
-    >>> informative_mask([1, 0, 1, 1,  0.1 + 0.2, 0.3, 0.3, 0.3], group_size=4, eps=1e-6)
+    >>> informative_mask([1, 0, 1, 1,  0.1 + 0.2, 0.3, 0.3, 0.3], num_generations=4, eps=1e-6)
     [True, False]
     """
-    if group_size < 1:
-        raise ValueError(f"group_size must be >= 1, got {group_size}")
-    if len(rewards) % group_size:
-        raise ValueError(f"{len(rewards)} rewards do not split into groups of {group_size}")
+    if num_generations < 1:
+        raise ValueError(f"num_generations must be >= 1, got {num_generations}")
+    if len(rewards) % num_generations:
+        raise ValueError(f"{len(rewards)} rewards do not split into groups of {num_generations}")
     if eps < 0 or math.isnan(eps):
         raise ValueError(f"eps must be >= 0, got {eps}")
-    return [is_informative(rewards[i:i + group_size], eps) for i in range(0, len(rewards), group_size)]
+    return [is_informative(rewards[i:i + num_generations], eps) for i in range(0, len(rewards), num_generations)]
 
 
 @dataclass
@@ -114,13 +114,13 @@ class SamplingReport:
 
 
 def sample_until_full(
-    generate: Callable[[int], Sequence[G]],
+    generate: Callable[[int], Sequence[GroupT]],
     target_groups: int,
     max_attempts: int,
     eps: float,
     *,
     enabled: bool = True,
-) -> tuple[list[G], SamplingReport]:
+) -> tuple[list[GroupT], SamplingReport]:
     """Call `generate(attempt)` (attempt = 0, 1, ...) until `target_groups` informative groups are kept.
 
     Informative groups are kept in generation order; the surplus from the last attempt is
@@ -137,7 +137,7 @@ def sample_until_full(
     if target_groups < 1 or max_attempts < 1:
         raise ValueError("target_groups and max_attempts must be >= 1")
     report = SamplingReport(target_groups=target_groups)
-    kept: list[G] = []
+    kept: list[GroupT] = []
     while report.attempts < (max_attempts if enabled else 1) and len(kept) < target_groups:
         groups = list(generate(report.attempts))
         report.attempts += 1

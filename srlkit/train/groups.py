@@ -138,9 +138,9 @@ def rl_rollouts(
     """
     from srlkit.sampling.dynamic import Group, is_informative, sample_until_full
 
-    G = rollout.num_generations
+    num_generations = rollout.num_generations  # num_generations in the paper
     expert = int(phase.expert_in_group)
-    if expert and (G < 2 or (table.rows and "target" not in table.rows[0])):
+    if expert and (num_generations < 2 or (table.rows and "target" not in table.rows[0])):
         raise ConfigError(f"{phase_name}: expert_in_group needs num_generations >= 2 and an SRL table "
                           "with a 'target' column")
     want = phase.prompts_per_step
@@ -159,7 +159,7 @@ def rl_rollouts(
         drawn[0] += len(idx)
         call_seed = derive_seed(seed, phase_name, step, k) if draw == 0 else derive_seed(seed, phase_name, step, f"d{draw}", k)
         params = SamplingParams(
-            n=G - expert, temperature=rollout.temperature, top_p=rollout.top_p, top_k=rollout.top_k,
+            n=num_generations - expert, temperature=rollout.temperature, top_p=rollout.top_p, top_k=rollout.top_k,
             max_new_tokens=phase.max_new_tokens or rollout.max_new_tokens, seed=call_seed,
         )
         t0 = time.perf_counter()
@@ -170,9 +170,9 @@ def rl_rollouts(
                    for group, i in zip(out, idx)]
         flat = [s for group in out for s in group]
         if phase.step_end == "boundary":
-            last = [is_last_step(table.rows[i]) for i in idx for _ in range(G)]
+            last = [is_last_step(table.rows[i]) for i in idx for _ in range(num_generations)]
             flat = [end_step(table.tokenizer, s, k) for s, k in zip(flat, last)]
-        res = scorer([s.text for s in flat], [table.rows[i] for i in idx for _ in range(G)])
+        res = scorer([s.text for s in flat], [table.rows[i] for i in idx for _ in range(num_generations)])
         total = list(res.total)
         if rollout.truncation == "penalize":
             total = [rollout.truncation_penalty if s.finish_reason == "length" else r for s, r in zip(flat, total)]
@@ -182,7 +182,7 @@ def rl_rollouts(
         timing["generate"] += t1 - t0
         timing["reward"] += time.perf_counter() - t1
         # the policy's own samples only: an expert member would flatter every statistic
-        own = [j % G < G - expert for j in range(len(flat))]
+        own = [j % num_generations < num_generations - expert for j in range(len(flat))]
         seen["rewards"] += [r for r, o in zip(total, own) if o]
         seen["lens"] += [len(s.token_ids) for s, o in zip(flat, own) if o]
         seen["trunc"] += [s.finish_reason == "length" for s, o in zip(flat, own) if o]
@@ -191,7 +191,7 @@ def rl_rollouts(
                 seen_comps.setdefault(name, []).extend(x for x, o in zip(v, own) if o)
         groups = []
         for j, i in enumerate(idx):
-            sl = slice(j * G, (j + 1) * G)
+            sl = slice(j * num_generations, (j + 1) * num_generations)
             comps = {name: list(v[sl]) for name, v in res.components.items() if "/" not in name}
             groups.append(Group(total[sl], (i, flat[sl], comps)))
             found[0] += is_informative(total[sl], eps)
@@ -213,7 +213,7 @@ def rl_rollouts(
         if len(samples) < n_samples:
             samples.append({"id": table.rows[i].get("id"), "completion": group[0].text, "reward": rs[0],
                             "target": table.rows[i].get("target", table.rows[i].get("answer"))})
-    adv = group_advantages(rewards, G, scale_std=loss.scale_std, eps=loss.std_eps) if rewards else []
+    adv = group_advantages(rewards, num_generations, scale_std=loss.scale_std, eps=loss.std_eps) if rewards else []
     has_lp = all(len(b) == len(c) for b, c in zip(behav, comps_ids))  # engines that return logprobs
     batch = collate(prompts, comps_ids, adv, pad_id=pad_id, keep=keep_rows,
                     behavior_logprobs=behav if has_lp and behav else None,
@@ -226,7 +226,7 @@ def rl_rollouts(
         # reward/group_std covers the kept (trained-on) groups.
         "reward/mean": mean,
         "reward/std": population_std(all_r),
-        "reward/group_std": sum(group_std(rewards, G)) / max(1, len(groups)) if rewards else 0.0,
+        "reward/group_std": sum(group_std(rewards, num_generations)) / max(1, len(groups)) if rewards else 0.0,
         **report.as_metrics(),
         "completion/len_mean": sum(seen["lens"]) / n,
         "completion/truncated_frac": sum(seen["trunc"]) / n,
