@@ -19,7 +19,7 @@ def cmd(
 ) -> None:
     """Print the counts, strategies and reject reasons, then N rendered prompts with their targets."""
     from srlkit.cli._common import out
-    from srlkit.data.inspect import load_manifest, render_instance, sample_instances, summary_lines
+    from srlkit.data.overview import load_manifest, render_instance, sample_instances, summary_lines
     from srlkit.errors import ConfigError
 
     if table not in ("srl", "rlvr"):

@@ -1,4 +1,4 @@
-"""`srlkit inspect DIR`: the summary of a decomposed folder plus a few rendered instances."""
+"""What `srlkit inspect DIR` shows: a decomposed folder's summary (from its manifest) and a few rendered instances."""
 
 from __future__ import annotations
 
