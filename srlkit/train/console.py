@@ -41,11 +41,21 @@ def step_line(phase: str, step: int, total: int, rec: dict[str, Any], sec_per_st
     if rec.get("sampling/kept") is not None:
         want = rec.get("prompts_per_step")
         parts.append(f"kept {int(rec['sampling/kept'])}" + (f"/{int(want)}" if want else ""))
-    if rec.get("loss") is not None:
-        parts.append(f"loss {rec['loss']:.4f}")
+    parts.append(_loss_part(rec, 4))
     parts.append(f"{sec_per_step:.1f} s/step")
     parts.append(f"ETA {fmt_duration(sec_per_step * (total - step))}")
-    return " | ".join(parts)
+    return " | ".join(p for p in parts if p)
+
+
+def _loss_part(rec: dict[str, Any], digits: int) -> str:
+    """`loss` for GRPO phases; `nll` (cross-entropy) for SFT, whose surrogate loss is constant.
+
+    >>> _loss_part({"reward/mean": 0.5, "loss": -0.01, "nll": 2.0}, 3), _loss_part({"loss": -1.0, "nll": 0.25}, 3)
+    ('loss -0.010', 'nll 0.250')
+    """
+    if rec.get("reward/mean") is None and rec.get("nll") is not None:
+        return f"nll {rec['nll']:.{digits}f}"
+    return f"loss {rec['loss']:.{digits}f}" if rec.get("loss") is not None else ""
 
 
 class StepReporter:
@@ -88,7 +98,7 @@ class StepReporter:
             return
         if self.progress is not None:
             r = rec.get("reward/mean")
-            info = f"reward {r:.3f}" if r is not None else f"loss {rec.get('loss', 0.0):.3f}"
+            info = f"reward {r:.3f}" if r is not None else _loss_part(rec, 3)
             self.progress.update(self.task, completed=step, info=info)
         else:
             print(step_line(self.phase, step, self.total, rec, sps), file=self.stream, flush=True)

@@ -168,7 +168,7 @@ class Learner:
         batch = self.prepare(batch.to(self.device))
         norm = self._global_norm(batch)
         live = (batch.completion_mask.sum(-1) > 0).nonzero().flatten()
-        stats = {"loss": 0.0, "clip_frac": 0.0, "kl": 0.0, "entropy": 0.0, "grad_norm": 0.0, "lr": 0.0}
+        stats = {"loss": 0.0, "clip_frac": 0.0, "kl": 0.0, "entropy": 0.0, "nll": 0.0, "grad_norm": 0.0, "lr": 0.0}
         if norm.tokens == 0:  # nothing to learn from on any rank: no step, no LR change
             stats["lr"] = self.scheduler.get_last_lr()[0]
             return stats
@@ -176,8 +176,8 @@ class Learner:
         has_behav = dist.all_max(self.acc, [float(batch.behavior_logprobs is not None)])[0] > 0
         self.model.train()
         mu, world = self.phase.mu, dist.world_size(self.acc)
-        # local sums: loss, clipped, kl, entropy, entropy tokens, |old-behav|, tis-clipped
-        acc_sums = [0.0] * 7
+        # local sums: loss, clipped, kl, entropy, entropy tokens, |old-behav|, tis-clipped, -logp
+        acc_sums = [0.0] * 8
         mismatch_max = 0.0
         grad_norm = 0.0
         old_cache: dict[int, torch.Tensor] = {}
@@ -222,6 +222,7 @@ class Learner:
                     ent = token_entropy(logits.detach(), mb.temperature)
                     acc_sums[3] += float((ent * mb.completion_mask).sum())
                     acc_sums[4] += st["tokens"]
+                    acc_sums[7] -= float((logp.detach() * mb.completion_mask).sum())
                     if "mismatch_sum" in st:
                         acc_sums[5] += st["mismatch_sum"]
                         acc_sums[6] += st.get("tis_clipped", 0.0)
@@ -236,9 +237,11 @@ class Learner:
                 gn = self.model.get_global_grad_norm()
             grad_norm += float(gn if gn is not None else float("nan")) / mu
         self.optimizer.zero_grad(set_to_none=True)
-        loss_s, clip_s, kl_s, ent_s, tok_s, mis_s, tis_s = dist.all_sum(self.acc, acc_sums)
+        loss_s, clip_s, kl_s, ent_s, tok_s, mis_s, tis_s, nll_s = dist.all_sum(self.acc, acc_sums)
+        # nll: the completions' mean negative log-likelihood per token before the update (for SFT,
+        # the cross-entropy it minimises; its surrogate `loss` is the constant -1 there)
         stats.update(loss=loss_s, clip_frac=clip_s / norm.tokens, kl=kl_s / norm.tokens,
-                     entropy=ent_s / max(tok_s, 1.0), grad_norm=grad_norm)
+                     entropy=ent_s / max(tok_s, 1.0), nll=nll_s / max(tok_s, 1.0), grad_norm=grad_norm)
         if has_behav:  # engine vs trainer log-prob mismatch (first pass)
             stats["mismatch/mean"] = mis_s / norm.tokens
             stats["mismatch/max"] = dist.all_max(self.acc, [mismatch_max])[0]

@@ -72,9 +72,12 @@ def test_sft_updates_reduce_nll(tiny_model_dir):
         return float(-(lp * batch.completion_mask).sum() / batch.completion_mask.sum())
 
     start = nll()
+    reported = []
     for _ in range(5):
-        learner.update(batch)
-    assert nll() < start - 0.2
+        before = nll()
+        reported.append(learner.update(batch)["nll"])
+        assert reported[-1] == pytest.approx(before, rel=1e-4)  # `nll`: the cross-entropy before the step
+    assert nll() < start - 0.2 and reported[-1] < reported[0]
 
 
 def test_gradient_accumulation_matches_one_big_batch(tiny_model_dir):

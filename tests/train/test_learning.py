@@ -73,8 +73,11 @@ def test_one_log_line_per_optimizer_step_off_a_terminal(cli, tmp_path, tiny_mode
     assert res.code == 0, res.err
     lines = [x for x in res.err.splitlines() if " step " in x and "/3 |" in x]
     assert [x.split(" |")[0] for x in lines] == [f"{p} step {i}/3" for p in ("srl", "sft") for i in (1, 2, 3)]
-    assert all("s/step" in x and "ETA" in x and "loss" in x for x in lines)
-    assert all("reward" in x and "filter" in x and "kept" in x for x in lines if x.startswith("srl"))
+    assert all("s/step" in x and "ETA" in x for x in lines)
+    srl, sft = [x for x in lines if x.startswith("srl")], [x for x in lines if x.startswith("sft")]
+    assert all("reward" in x and "filter" in x and "kept" in x and "| loss " in x for x in srl)
+    # SFT shows its cross-entropy, not the GRPO surrogate (a constant -1 with advantage 1)
+    assert all("| nll " in x and "loss" not in x and "nll 0.0000" not in x for x in sft)
 
 
 # ---------------------------------------------------------------- importance sampling
