@@ -89,15 +89,16 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--before-rev", default="9ce0edf")
-    ap.add_argument("--variants", default="before,loop,+slab,+merged,+prefill")
+    ap.add_argument("--variants", default="before,loop,+slab,+merged,+prefill,+prefix")
     a = ap.parse_args()
     path = a.model or str(smollm2_dir())
     tok = AutoTokenizer.from_pretrained(path)
     policy = lora_policy(path)
     prompts = srl_prompts(tok, a.prompts)
-    flags = {  # (slab, merged, shared prefill)
-        "loop": (False, False, False), "+slab": (True, False, False),
-        "+merged": (True, True, False), "+prefill": (True, True, True),
+    flags = {  # (slab, merged, shared prefill per group, shared prompt head across prompts)
+        "loop": (False, False, False, False), "+slab": (True, False, False, False),
+        "+merged": (True, True, False, False), "+prefill": (True, True, True, False),
+        "+prefix": (True, True, True, True),
     }
     engines = {}
     for name in a.variants.split(","):
@@ -105,7 +106,7 @@ def main() -> None:
             engines[name] = old_engine_class(a.before_rev)(policy, tok, batch_size=a.batch)
         else:
             eng = HFEngine(policy, tok, batch_size=a.batch)
-            eng.slab_cache, eng.merge_lora, eng.share_prefill = flags[name]
+            eng.slab_cache, eng.merge_lora, eng.share_prefill, eng.share_prefix = flags[name]
             engines[name] = eng
     times: dict[str, list[float]] = {k: [] for k in engines}
     tokens: dict[str, list[int]] = {k: [] for k in engines}

@@ -89,6 +89,7 @@ class HFEngine:
         self.merge_lora = True
         self.share_prefill = True
         self.slab_cache = True
+        self.share_prefix = True
 
     # ------------------------------------------------------------------ protocol
 
@@ -163,7 +164,7 @@ class HFEngine:
         rows = decode_groups(
             model, prompts, params.n, max_new_tokens=params.max_new_tokens, temperature=params.temperature,
             top_k=params.top_k, top_p=params.top_p, pad_id=self.pad_id, stop_ids=self.stop_ids, device=self.device,
-            share_prefill=self.share_prefill, slab_cache=self.slab_cache,
+            share_prefill=self.share_prefill, slab_cache=self.slab_cache, share_prefix=self.share_prefix,
         )
         out = []
         for toks, lps in rows:
