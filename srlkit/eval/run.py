@@ -23,7 +23,9 @@ from srlkit.fileio import atomic_path, write_json
 # HF engine batches: rows x (longest prompt + max_new_tokens) <= this many tokens, so short
 # prompts share big batches and long ones never blow the KV cache (fp32 135M: ~1 GB of cache)
 EVAL_BATCH_TOKENS = 48_000
-EVAL_BATCH_ROWS = 64
+# 128 rows decode ~12% faster than 64 on CPU (the weights are read once per step for more rows;
+# 128 short eval prompts x 48 tokens, SmolLM2, 1 thread: 49 s against 56 s)
+EVAL_BATCH_ROWS = 128
 VLLM_MAX_PROMPT = 2048  # prompt budget in vLLM's max_model_len (eval prompts are one problem)
 
 
