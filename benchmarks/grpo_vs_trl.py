@@ -5,7 +5,10 @@
 Both sides: the bundled SmolLM2-135M-Instruct (float32), G rollouts per prompt, the same
 prompts (bundled CHAMP RLVR prompts), max new tokens, LoRA (r=8, alpha=16, all-linear), the
 same reward function, beta=0, one update per rollout batch, no dynamic sampling (TRL has
-none). Each side runs in its own subprocess for a clean peak RSS. Step time = median over
+none). TRL's GRPOConfig turns gradient checkpointing on by default; srlkit's is off unless
+`--gradient-checkpointing`, so compare memory with it on. Each side runs in its own
+subprocess for a clean peak RSS, and reports its RSS peak per stretch (load, warm-up,
+generate, update). Step time = median over
 `--steps` measured steps after one warm-up step.
 
 Also, on the srlkit side: the update phase's achieved FLOP/s (forward+backward, counted
@@ -50,6 +53,44 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+class RssSampler:
+    """Peak resident memory per labelled stretch of a run (a thread polls RSS every 5 ms).
+
+    `peak_rss_mb` (ru_maxrss) says how high a process went; this says during what: loading,
+    generating or updating. `mark(label)` starts a stretch; `peaks()` gives MB per label.
+    """
+
+    def __init__(self, interval: float = 0.005):
+        import threading
+
+        import psutil
+
+        self.proc, self.interval, self.label = psutil.Process(), interval, "start"
+        self.peak: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            time.sleep(self.interval)
+
+    def sample(self) -> None:
+        mb = self.proc.memory_info().rss / 2**20
+        self.peak[self.label] = max(self.peak.get(self.label, 0.0), mb)
+
+    def mark(self, label: str) -> None:
+        self.sample()
+        self.label = label
+        self.sample()
+
+    def peaks(self) -> dict[str, float]:
+        self.sample()
+        self._stop.set()
+        return {k: round(v) for k, v in self.peak.items()}
+
+
 def matmul_peak(n: int = 1024, reps: int = 5) -> float:
     """Best-of-`reps` fp32 matmul FLOP/s: the CPU's practical peak in this process."""
     import torch
@@ -85,8 +126,10 @@ def run_srlkit(a) -> dict:
     from srlkit.train.model import load_policy
     from srlkit.train.groups import rl_rollouts
 
+    rss = RssSampler()
+    rss.mark("imports")
     torch.manual_seed(0)
-    mcfg = ModelConfig(dtype="float32", lora=LoraConfig(r=8, alpha=16))
+    mcfg = ModelConfig(dtype="float32", lora=LoraConfig(r=8, alpha=16), gradient_checkpointing=a.gradient_checkpointing)
     policy = load_policy(mcfg)
     learner = Learner(policy, LossConfig(aggregation="token_mean"))
     rcfg = RolloutConfig(num_generations=a.G, max_new_tokens=a.max_new, truncation="keep",
@@ -105,11 +148,15 @@ def run_srlkit(a) -> dict:
     hf = policy.model.get_base_model()
     vocab, hidden = hf.config.vocab_size, hf.config.hidden_size
     times, upd, flops = [], [], []
+    rss.mark("model + learner + engine")
     for step in range(a.steps + 1):
         t0 = time.perf_counter()
+        rss.mark("generate" if step else "warm-up step")
         roll = rl_rollouts(engine=engine, scorer=scorer, table=table, phase_name="bench", phase=phase,
                            rollout=rcfg, loss=LossConfig(), seed=0, step=step, pad_id=policy.tokenizer.pad_token_id)
         t1 = time.perf_counter()
+        if step:
+            rss.mark("update")
         learner.update(roll.batch)
         t2 = time.perf_counter()
         if step == 0:
@@ -124,7 +171,7 @@ def run_srlkit(a) -> dict:
     peak = matmul_peak()
     achieved = statistics.median(f / t for f, t in zip(flops, upd))
     return {"side": "srlkit", "step_s": statistics.median(times), "update_s": statistics.median(upd),
-            "step_times": times, "peak_rss_mb": peak_rss_mb(), "update_flops_per_s": achieved,
+            "step_times": times, "peak_rss_mb": peak_rss_mb(), "rss_mb": rss.peaks(), "update_flops_per_s": achieved,
             "matmul_peak_flops_per_s": peak, "update_efficiency": achieved / peak}
 
 
@@ -140,11 +187,14 @@ def run_trl(a) -> dict:
 
     from srlkit.assets import smollm2_dir
 
+    rss = RssSampler()
+    rss.mark("imports")
     torch.manual_seed(0)
     times: list[float] = []
 
     class Timer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
+            rss.mark("steps" if times else "warm-up step")
             self.t = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
@@ -162,14 +212,17 @@ def run_trl(a) -> dict:
         logging_steps=1, report_to=[], save_strategy="no", temperature=1.0, shuffle_dataset=False,
         dataloader_num_workers=0, disable_dropout=True,
     )
+    rss.mark("model + trainer")
     trainer = GRPOTrainer(
         model=str(smollm2_dir()), reward_funcs=reward, args=args, train_dataset=ds,
         peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"),
         callbacks=[Timer()],
     )
+    rss.mark("model + trainer")
     trainer.train()
     measured = times[1:]
-    return {"side": "trl", "step_s": statistics.median(measured), "step_times": measured, "peak_rss_mb": peak_rss_mb()}
+    return {"side": "trl", "step_s": statistics.median(measured), "step_times": measured, "peak_rss_mb": peak_rss_mb(),
+            "rss_mb": rss.peaks()}
 
 
 def main() -> None:
@@ -180,6 +233,8 @@ def main() -> None:
     p.add_argument("--G", type=int, default=4)
     p.add_argument("--max-new", type=int, default=32)
     p.add_argument("--tmp", default="/tmp/srlkit-bench")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="srlkit side recomputes activations in backward, as TRL's GRPOConfig does by default")
     a = p.parse_args()
     if a.side:
         res = run_srlkit(a) if a.side == "srlkit" else run_trl(a)
@@ -188,7 +243,8 @@ def main() -> None:
     out = {}
     for side in ("srlkit", "trl"):
         cmd = [sys.executable, __file__, "--side", side, "--steps", str(a.steps), "--prompts", str(a.prompts),
-               "--G", str(a.G), "--max-new", str(a.max_new), "--tmp", a.tmp]
+               "--G", str(a.G), "--max-new", str(a.max_new), "--tmp", a.tmp,
+               *(["--gradient-checkpointing"] if a.gradient_checkpointing else [])]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         if proc.returncode or not line:
@@ -196,11 +252,13 @@ def main() -> None:
         out[side] = json.loads(line[-1][7:])
     s, t = out["srlkit"], out["trl"]
     print(f"settings: SmolLM2-135M fp32, G={a.G}, prompts/step={a.prompts}, max_new_tokens={a.max_new}, "
-          f"LoRA r=8 all-linear, {a.steps} measured steps after 1 warm-up, CPU threads={os.cpu_count()}")
+          f"LoRA r=8 all-linear, {a.steps} measured steps after 1 warm-up, CPU threads={os.cpu_count()}; "
+          f"gradient checkpointing: srlkit {'on' if a.gradient_checkpointing else 'off'}, TRL on (its default)")
     print(f"step time  srlkit {s['step_s']:.2f} s  TRL {t['step_s']:.2f} s  ratio {s['step_s'] / t['step_s']:.2f}x (target <= 0.7x)")
     print(f"peak RSS   srlkit {s['peak_rss_mb']:.0f} MB  TRL {t['peak_rss_mb']:.0f} MB  ratio {s['peak_rss_mb'] / t['peak_rss_mb']:.2f}x")
     print(f"update     {s['update_s']:.2f} s, {s['update_flops_per_s'] / 1e9:.1f} GFLOP/s vs matmul peak "
           f"{s['matmul_peak_flops_per_s'] / 1e9:.1f} GFLOP/s = {100 * s['update_efficiency']:.0f}% (target >= 50%)")
+    print(f"RSS peaks by stretch (MB)  srlkit {s['rss_mb']}  TRL {t['rss_mb']}")
     print("raw " + json.dumps(out))
 
 

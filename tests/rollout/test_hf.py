@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 from srlkit.errors import SrlkitError  # noqa: E402
 from srlkit.rollout import SamplingParams, make_engine, sampling_params  # noqa: E402
+from srlkit.rollout import decode  # noqa: E402
 from srlkit.rollout.decode import common_prefix  # noqa: E402
 from srlkit.rollout.hf import HFEngine  # noqa: E402
 from srlkit.rollout.weights import merged_state_dict  # noqa: E402
@@ -153,13 +154,15 @@ def test_group_shares_one_prefill_and_every_sample_matches_teacher_forcing(model
             assert torch.allclose(torch.tensor(s.logprobs), expected, atol=1e-4)
 
 
-def test_common_prompt_head_runs_once_and_changes_nothing(model, tok):
+def test_common_prompt_head_runs_once_and_changes_nothing(model, tok, monkeypatch):
     """Prompts opening with the same 24 tokens (a system prompt): the head is one [1, 24] forward,
     the tails (of different lengths: padding between head and tail) one [3, width] prefill, and
     the samples equal those without sharing, their logprobs those of teacher forcing."""
     head = tok(" ".join(["You are a careful solver of sums; think step by step."] * 2))["input_ids"][:24]
     tails = [tok(t)["input_ids"] for t in ("What is 2 + 2?", "Add 10 and 32, then subtract 7.", "1 + 1")]
     many = [head + t for t in tails]
+    assert common_prefix(many) == 0  # 48 prefill tokens saved: below the default threshold
+    monkeypatch.setattr(decode, "MIN_SAVED_TOKENS", 32)
     assert common_prefix(many) == 24
     params = SamplingParams(n=2, temperature=0.9, max_new_tokens=6, seed=5)
     shapes, handle = _batch_shapes(model)
