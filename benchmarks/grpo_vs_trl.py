@@ -151,12 +151,11 @@ def run_srlkit(a) -> dict:
     rss.mark("model + learner + engine")
     for step in range(a.steps + 1):
         t0 = time.perf_counter()
-        rss.mark("generate" if step else "warm-up step")
+        rss.mark("generate" if step else "warm-up generate")
         roll = rl_rollouts(engine=engine, scorer=scorer, table=table, phase_name="bench", phase=phase,
                            rollout=rcfg, loss=LossConfig(), seed=0, step=step, pad_id=policy.tokenizer.pad_token_id)
         t1 = time.perf_counter()
-        if step:
-            rss.mark("update")
+        rss.mark("update" if step else "warm-up update")
         learner.update(roll.batch)
         t2 = time.perf_counter()
         if step == 0:
