@@ -1,6 +1,7 @@
 """`srlkit embed` against a plain `SentenceTransformer.encode` over the same steps, in the same run.
 
     python benchmarks/embed.py [--gsm 1000] [--batch-size 64]
+    python benchmarks/embed.py --int8-probe 600    # int8 dynamic quantisation: speed and fidelity
 
 Data: the bundled CHAMP problems and `--gsm` reasoning-gym gsm_symbolic problems, each
 decomposed with `srlkit decompose` (every step a target). The baseline encodes the SRL
@@ -80,6 +81,35 @@ def measure(variant: str, data_dir: Path, batch_size: int) -> dict:
     return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
 
 
+def int8_probe(n: int, batch_size: int) -> None:
+    """fp32 against int8 dynamic quantisation (`torch.ao` on every Linear) of the packaged MiniLM,
+    on the first `n` distinct CHAMP steps, in this process: second-run times and cosine to fp32."""
+    import numpy as np
+    import polars as pl
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from srlkit.assets import minilm_path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = decompose_all(Path(tmp), 0)["champ"]
+        texts = pl.concat([pl.read_parquet(f, columns=["target"]) for f in sorted((d / "srl").glob("*.parquet"))])
+    texts = texts["target"].unique(maintain_order=True).to_list()[:n]
+    fp32 = SentenceTransformer(minilm_path(), device="cpu")
+    int8 = torch.ao.quantization.quantize_dynamic(SentenceTransformer(minilm_path(), device="cpu"),
+                                                  {torch.nn.Linear}, dtype=torch.qint8)
+    res = {}
+    for name, model in (("fp32", fp32), ("int8", int8)):
+        for _ in range(2):  # the second run is timed
+            t = time.perf_counter()
+            vecs = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+            res[name] = (time.perf_counter() - t, np.asarray(vecs, np.float32))
+    cos = (res["fp32"][1] * res["int8"][1]).sum(1)
+    print(json.dumps({"steps": len(texts), "threads": torch.get_num_threads(), "fp32_s": round(res["fp32"][0], 2),
+                      "int8_s": round(res["int8"][0], 2), "speedup": round(res["fp32"][0] / res["int8"][0], 2),
+                      "cosine_to_fp32_min": round(float(cos.min()), 4), "cosine_to_fp32_mean": round(float(cos.mean()), 4)}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gsm", type=int, default=1000)
@@ -87,7 +117,11 @@ def main() -> None:
     ap.add_argument("--repeat-plain", type=int, default=1, help="0: run the baseline once, not twice")
     ap.add_argument("--no-champ", action="store_true", help="only the reasoning-gym data")
     ap.add_argument("--child", nargs=2, metavar=("VARIANT", "DIR"))
+    ap.add_argument("--int8-probe", type=int, default=0, metavar="N", help="fp32 vs int8 on N CHAMP steps, then exit")
     args = ap.parse_args()
+    if args.int8_probe:
+        int8_probe(args.int8_probe, args.batch_size)
+        return
     if args.child:
         child(args.child[0], args.child[1], args.batch_size)
         return

@@ -1,11 +1,16 @@
 """Eval-shaped decoding on SmolLM2: the shared prompt head on/off, and batch rows 32/64/128.
 
     python benchmarks/eval_decode.py [--prompts 64] [--new 48] [--repeat 2] [--threads 1]
+    python benchmarks/eval_decode.py --profile --prompts 128 --new 32   # where one batch's time goes
 
 Prompts are chain_sum-like RLVR eval prompts (chat template + system prompt + a question),
 decoded greedily with `decode.decode_groups`, the HF engine's loop. Variants alternate within
 one process; each line is one timed call, then the medians and the ratio to the reference
 (`share_prefix=False`, and 64 rows) are printed. Greedy outputs must be identical across variants.
+
+`--profile` decodes one batch of `--prompts` rows under torch.profiler instead: the top
+operators by self time, and the matrix multiplies' achieved GFLOP/s against a matmul peak
+measured in the same process (is the batch compute-bound?).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ def main() -> int:
     ap.add_argument("--new", type=int, default=48)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--profile", action="store_true", help="profile one batch of --prompts rows instead")
     a = ap.parse_args()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -54,6 +60,8 @@ def main() -> int:
         return time.perf_counter() - t, [o[0] for o in out]
 
     head = prompts[: a.prompts]
+    if a.profile:
+        return profile(lambda: run(head, len(head), True), len(head), a.new)
     print(json.dumps({"prompts": a.prompts, "prompt_tokens": len(head[0]), "shared_head": decode.common_prefix(head),
                       "threads": torch.get_num_threads()}), flush=True)
     times: dict[str, list[float]] = {}
@@ -76,6 +84,43 @@ def main() -> int:
                       "128 vs 64 rows speed-up": round(med["2x prompts, 64 rows"] / med["2x prompts, 128 rows"], 2),
                       "greedy identical (head)": f"{same_head}/{len(head)}",
                       "greedy identical across row counts": same_rows}))
+    return 0
+
+
+def matmul_peak(n: int = 1024, reps: int = 5) -> float:
+    """Best-of-`reps` fp32 matmul FLOP/s in this process (the CPU's practical peak)."""
+    import torch
+
+    x, y = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(x, y)
+    best = 0.0
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.mm(x, y)
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def profile(call, rows: int, new: int) -> int:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    call()  # warm-up
+    t = time.perf_counter()
+    with torch_profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        call()
+    wall = time.perf_counter() - t
+    ops = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in ops) / 1e6
+    print(ops.table(sort_by="self_cpu_time_total", row_limit=12))
+    mm = [e for e in ops if e.key in ("aten::mm", "aten::addmm", "aten::bmm")]
+    mm_s = sum(e.self_cpu_time_total for e in mm) / 1e6
+    mm_flops = sum(e.flops for e in mm)
+    peak = matmul_peak()
+    print(json.dumps({"rows": rows, "new_tokens": new, "wall_s": round(wall, 2), "tokens_per_s": round(rows * new / wall, 1),
+                      "matmul_share_of_cpu_time": round(mm_s / total, 3),
+                      "matmul_gflops": round(mm_flops / mm_s / 1e9, 1), "matmul_peak_gflops": round(peak / 1e9, 1),
+                      "matmul_vs_peak": round(mm_flops / mm_s / peak, 2)}))
     return 0
 
 

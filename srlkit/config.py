@@ -116,6 +116,9 @@ class ModelConfig(_Strict):
     revision: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     gradient_checkpointing: bool = False
+    # the learner's forward runs each group's prompt once, its G completions packed behind it
+    # (same logits and gradients; srlkit/train/packing.py). Off: one row per completion.
+    pack_prompts: bool = True
     lora: LoraConfig = Field(default_factory=LoraConfig)
 
     @field_validator("name_or_path")

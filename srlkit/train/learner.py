@@ -14,6 +14,10 @@ Ranks agree on the number of micro-batches (a rank that ran out runs a zero-weig
 no collective is left waiting when one rank's groups were all filtered. Accumulation
 micro-batches run under `no_sync`.
 
+Shared prompts (`model.pack_prompts`, on by default): when the rows of a micro-batch share a
+prompt, as a GRPO group's do, the prompt runs once with the completions packed behind it
+(`packing.py`; same logits and gradients, a G-th of the prompt's compute and activations).
+
 SFT through the same code: the expert completion as tokens, advantage 1 and
 `old_logprobs=None`. Then old = the current logprobs detached, the ratio is exactly 1 and
 never clipped, and d/dθ[-ratio * 1] = -d/dθ log p(token): the clipped loss's gradient *is*
@@ -29,8 +33,8 @@ from typing import Any
 import torch
 
 from srlkit.config import LossConfig, PhaseConfig
+from srlkit.train import dist, packing
 from srlkit.train.batch import RolloutBatch, position_ids
-from srlkit.train import dist
 from srlkit.train.logprobs import token_entropy, token_logprobs
 from srlkit.train.loss import Norm, policy_loss
 from srlkit.train.model import Policy, eval_mode
@@ -68,6 +72,8 @@ class Learner:
         if policy.ref_model is not None:  # the frozen KL reference lives where the policy does
             policy.ref_model.to(self.device)
         self.phase: PhaseConfig | None = None
+        attn = packing.attention_kind(self.acc.unwrap_model(policy.model))
+        self.packing = attn if policy.pack_prompts and attn in packing.MASKED_ATTENTION else None
 
     @property
     def device(self) -> torch.device:
@@ -102,6 +108,10 @@ class Learner:
     def _logits(self, model: Any, mb: RolloutBatch) -> torch.Tensor:
         """Raw logits [n, L, V] in the compute dtype (temperature is applied per chunk later)."""
         L = mb.completion_mask.shape[1]
+        plan = packing.plan(mb.input_ids, mb.attention_mask, mb.prompt_len) if self.packing else None
+        if plan is not None:  # a group's prompt runs once, its completions in slots behind it
+            kw = packing.pack(plan, mb.input_ids, mb.attention_mask, mb.prompt_len, self.packing, torch.float32)
+            return packing.unpack(plan, model(**kw, use_cache=False).logits)
         out = model(
             input_ids=mb.input_ids,
             attention_mask=mb.attention_mask,

@@ -7,7 +7,9 @@ micro-batch: the activations autograd keeps (one saved hidden state per layer wi
 checkpointing, plus one layer recomputed), the completion logits (and their gradient) in the
 compute dtype, and the fp32 chunks of `logprobs`. A colocated vLLM engine holds
 `gpu_memory_utilization` of the card while it generates; with sleep mode it frees it for the
-update, so the peak is the larger of the two phases.
+update, so the peak is the larger of the two phases. With `model.pack_prompts` (the default) a
+micro-batch of GRPO rows keeps one prompt per group, not one per row (`shared_prompts` rows share
+one), so the prompt's activations count once per group.
 
 The formulas are deliberately simple (no allocator slack, no CUDA context, no kernels'
 workspaces); `tests/train/test_memory.py` compares them with measured peaks.
@@ -75,7 +77,7 @@ class Estimate:
 def estimate(shape: Shape, *, lora_r: int | None, compute_dtype: str, micro_batch: int, prompt_len: int,
              completion_len: int, world_size: int = 1, backend: str = "ddp", grad_ckpt: bool = False,
              kl_copy: bool = False, vllm_fraction: float = 0.0, card_bytes: float | None = None,
-             sleep: bool = True, chunk_bytes: int | None = None) -> Estimate:
+             sleep: bool = True, chunk_bytes: int | None = None, shared_prompts: int = 1) -> Estimate:
     """Bytes per GPU of one training process (see the module docstring)."""
     from srlkit.train.logprobs import CHUNK_BYTES
 
@@ -93,7 +95,10 @@ def estimate(shape: Shape, *, lora_r: int | None, compute_dtype: str, micro_batc
         parts["kl_ref"] = n * cb
     if full and cb == 2 and backend == "ddp":  # autocast keeps a bf16 copy of each fp32 weight it used
         parts["cast_cache"] = n * cb
-    s, b, h, i = prompt_len + completion_len, micro_batch, shape.hidden, shape.intermediate
+    b, h, i = micro_batch, shape.hidden, shape.intermediate
+    # tokens per micro-batch (s * b): one row per completion, or one prompt per group when packed
+    groups = -(-b // max(1, min(shared_prompts, b)))
+    s = (b * (prompt_len + completion_len) if groups == b else groups * prompt_len + b * completion_len) / b
     kv = h // shape.heads * shape.kv_heads
     # saved per layer: norms, q/k/v, attention out, o_proj and MLP inputs, gate/up/act (flash/sdpa: no S^2)
     per_layer = s * b * (6 * h + 2 * kv + 4 * i) * cb
@@ -133,8 +138,10 @@ def estimate_for(cfg: Any, shape: Shape, *, world_size: int, backend: str, card_
     dtype = str(pick_dtype(cfg.model.dtype)).replace("torch.", "") if cfg.model.dtype == "auto" else cfg.model.dtype
     mbs = max(cfg.phases[p].micro_batch_size for p in cfg.curriculum)
     r = cfg.rollout
+    sft = any(cfg.phases[p].kind == "sft" for p in cfg.curriculum)  # SFT rows have distinct prompts
+    shared = r.num_generations if cfg.model.pack_prompts and not sft else 1
     return estimate(shape, lora_r=cfg.model.lora.r if cfg.model.lora.enabled else None, compute_dtype=dtype,
                     micro_batch=mbs, prompt_len=r.max_prompt_tokens, completion_len=r.max_new_tokens,
                     world_size=world_size, backend=backend, grad_ckpt=cfg.model.gradient_checkpointing,
                     kl_copy=cfg.loss.kl_beta > 0, vllm_fraction=r.gpu_memory_utilization if r.engine == "vllm" else 0.0,
-                    card_bytes=card_bytes, sleep=r.sleep_mode)
+                    card_bytes=card_bytes, sleep=r.sleep_mode, shared_prompts=shared)

@@ -36,6 +36,7 @@ class Policy:
     lora: bool
     ref_model: Any | None = None  # frozen copy (full fine-tuning with beta > 0 only)
     compute_dtype: torch.dtype = torch.float32  # what the forward runs in (mixed precision)
+    pack_prompts: bool = True  # the learner may run a group's shared prompt once (packing.py)
 
     def reference(self, module: Any | None = None) -> Callable[[], Any]:
         """A context factory under which the peft model (`module`: the policy unwrapped from
@@ -113,7 +114,7 @@ def load_policy(cfg: ModelConfig, *, kl_beta: float = 0.0, device: str | torch.d
         ref = copy.deepcopy(model).to(pick_dtype(cfg.dtype)).eval()
         ref.requires_grad_(False)
     return Policy(model=model, tokenizer=tok, path=path, lora=cfg.lora.enabled, ref_model=ref,
-                  compute_dtype=pick_dtype(cfg.dtype))
+                  compute_dtype=pick_dtype(cfg.dtype), pack_prompts=cfg.pack_prompts)
 
 
 @contextmanager

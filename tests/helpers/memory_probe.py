@@ -35,7 +35,9 @@ def main(model_dir: str, mbs: int, p: int, c: int, lora_r: int = 0) -> None:
     load_tokenizer(model_dir)
     gpu = torch.cuda.is_available()
     base = rss()
-    policy = load_policy(ModelConfig(name_or_path=model_dir, lora=LoraConfig(enabled=lora_r > 0, r=max(lora_r, 1))))
+    # the rows share one prompt; packing is off so the plain layout's formula is what is measured
+    policy = load_policy(ModelConfig(name_or_path=model_dir, pack_prompts=False,
+                                     lora=LoraConfig(enabled=lora_r > 0, r=max(lora_r, 1))))
     learner = Learner(policy, LossConfig())
     learner.begin_phase(PhaseConfig(lr=1e-5, micro_batch_size=mbs), total_steps=2)
     batch = collate([[5 + k % 7 for k in range(p)]] * mbs, [[9 + k % 11 for k in range(c)]] * mbs,

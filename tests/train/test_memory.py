@@ -46,6 +46,15 @@ def test_parameter_count_is_the_models(tiny_model_dir):
     assert 7.60e9 < qwen.params() < 7.63e9  # Qwen2.5-7B: 7.61B
 
 
+def test_packed_prompts_keep_one_prompt_per_group():
+    shape = Shape(hidden=64, layers=2, intermediate=128, vocab=1000, heads=4, kv_heads=2)
+    kw = dict(lora_r=None, compute_dtype="float32", micro_batch=16, prompt_len=300, completion_len=64)
+    plain = estimate(shape, **kw).parts["activations"]
+    packed = estimate(shape, shared_prompts=8, **kw).parts["activations"]
+    # 16 rows x 364 tokens against 2 prompts x 300 + 16 completions x 64
+    assert packed / plain == pytest.approx((2 * 300 + 16 * 64) / (16 * 364))
+
+
 def test_backends_divide_what_they_shard():
     shape = Shape(hidden=64, layers=2, intermediate=128, vocab=1000, heads=4, kv_heads=2)
     kw = dict(lora_r=None, compute_dtype="bfloat16", micro_batch=1, prompt_len=8, completion_len=8)
