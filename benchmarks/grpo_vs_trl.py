@@ -8,7 +8,8 @@ same reward function, beta=0, one update per rollout batch, no dynamic sampling 
 none). TRL's GRPOConfig turns gradient checkpointing on by default; srlkit's is off unless
 `--gradient-checkpointing`, so compare memory with it on. Each side runs in its own
 subprocess for a clean peak RSS, and reports its RSS peak per stretch (load, warm-up,
-generate, update). Step time = median over
+generate, update). srlkit's learner packs each group's shared prompt once in the update
+(its default; `--no-pack-prompts` for one row per completion, as TRL runs). Step time = median over
 `--steps` measured steps after one warm-up step.
 
 Also, on the srlkit side: the update phase's achieved FLOP/s (forward+backward, counted
@@ -108,6 +109,22 @@ def matmul_peak(n: int = 1024, reps: int = 5) -> float:
 # --------------------------------------------------------------------------- srlkit side
 
 
+def processed_tokens(learner, b, mbs: int) -> int:
+    """Padded tokens the update's forward runs: one row per completion, or, where the learner
+    packs a micro-batch's shared prompts (`srlkit/train/packing.py`), one prompt per group."""
+    from srlkit.train import packing
+
+    total = 0
+    for s in range(0, b.rows, mbs):
+        mb = b.slice(s, s + mbs)
+        plan = packing.plan(mb.input_ids, mb.attention_mask, mb.prompt_len) if learner.packing else None
+        if plan is None:
+            total += int(mb.input_ids.numel())
+        else:
+            total += len(plan.first_row) * (mb.prompt_len + plan.slots * mb.completion_mask.shape[1])
+    return total
+
+
 def run_srlkit(a) -> dict:
     import torch
 
@@ -129,7 +146,8 @@ def run_srlkit(a) -> dict:
     rss = RssSampler()
     rss.mark("imports")
     torch.manual_seed(0)
-    mcfg = ModelConfig(dtype="float32", lora=LoraConfig(r=8, alpha=16), gradient_checkpointing=a.gradient_checkpointing)
+    mcfg = ModelConfig(dtype="float32", lora=LoraConfig(r=8, alpha=16), gradient_checkpointing=a.gradient_checkpointing,
+                       pack_prompts=not a.no_pack_prompts)
     policy = load_policy(mcfg)
     learner = Learner(policy, LossConfig(aggregation="token_mean"))
     rcfg = RolloutConfig(num_generations=a.G, max_new_tokens=a.max_new, truncation="keep",
@@ -163,7 +181,7 @@ def run_srlkit(a) -> dict:
         times.append(t2 - t0)
         upd.append(t2 - t1)
         b = roll.batch
-        tokens = int(b.input_ids.numel())  # padded tokens: what the matmuls actually process
+        tokens = processed_tokens(learner, b, phase.micro_batch_size)  # what the matmuls actually process
         kept = b.rows * (b.completion_mask.shape[1] + 1)  # logits_to_keep positions
         # fwd 2 + bwd 2 (activation grads) per param-token; base weight grads are skipped under LoRA
         flops.append(4 * n_block * tokens + 4 * vocab * hidden * kept)
@@ -234,6 +252,8 @@ def main() -> None:
     p.add_argument("--tmp", default="/tmp/srlkit-bench")
     p.add_argument("--gradient-checkpointing", action="store_true",
                    help="srlkit side recomputes activations in backward, as TRL's GRPOConfig does by default")
+    p.add_argument("--no-pack-prompts", action="store_true",
+                   help="srlkit side runs one row per completion in the update (its default packs each group's prompt once)")
     a = p.parse_args()
     if a.side:
         res = run_srlkit(a) if a.side == "srlkit" else run_trl(a)
@@ -243,7 +263,8 @@ def main() -> None:
     for side in ("srlkit", "trl"):
         cmd = [sys.executable, __file__, "--side", side, "--steps", str(a.steps), "--prompts", str(a.prompts),
                "--G", str(a.G), "--max-new", str(a.max_new), "--tmp", a.tmp,
-               *(["--gradient-checkpointing"] if a.gradient_checkpointing else [])]
+               *(["--gradient-checkpointing"] if a.gradient_checkpointing else []),
+               *(["--no-pack-prompts"] if a.no_pack_prompts else [])]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         if proc.returncode or not line:
@@ -252,8 +273,9 @@ def main() -> None:
     s, t = out["srlkit"], out["trl"]
     print(f"settings: SmolLM2-135M fp32, G={a.G}, prompts/step={a.prompts}, max_new_tokens={a.max_new}, "
           f"LoRA r=8 all-linear, {a.steps} measured steps after 1 warm-up, CPU threads={os.cpu_count()}; "
-          f"gradient checkpointing: srlkit {'on' if a.gradient_checkpointing else 'off'}, TRL on (its default)")
-    print(f"step time  srlkit {s['step_s']:.2f} s  TRL {t['step_s']:.2f} s  ratio {s['step_s'] / t['step_s']:.2f}x (target <= 0.7x)")
+          f"gradient checkpointing: srlkit {'on' if a.gradient_checkpointing else 'off'}, TRL on (its default); "
+          f"srlkit prompt packing {'off' if a.no_pack_prompts else 'on'}")
+    print(f"step time  srlkit {s['step_s']:.2f} s  TRL {t['step_s']:.2f} s  ratio {s['step_s'] / t['step_s']:.2f}x (issue 13: <= 0.5x)")
     print(f"peak RSS   srlkit {s['peak_rss_mb']:.0f} MB  TRL {t['peak_rss_mb']:.0f} MB  ratio {s['peak_rss_mb'] / t['peak_rss_mb']:.2f}x")
     print(f"update     {s['update_s']:.2f} s, {s['update_flops_per_s'] / 1e9:.1f} GFLOP/s vs matmul peak "
           f"{s['matmul_peak_flops_per_s'] / 1e9:.1f} GFLOP/s = {100 * s['update_efficiency']:.0f}% (target >= 50%)")
