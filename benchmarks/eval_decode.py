@@ -87,23 +87,12 @@ def main() -> int:
     return 0
 
 
-def matmul_peak(n: int = 1024, reps: int = 5) -> float:
-    """Best-of-`reps` fp32 matmul FLOP/s in this process (the CPU's practical peak)."""
-    import torch
-
-    x, y = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(x, y)
-    best = 0.0
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.mm(x, y)
-        best = max(best, 2 * n**3 / (time.perf_counter() - t))
-    return best
-
-
 def profile(call, rows: int, new: int) -> int:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from grpo_vs_trl import matmul_peak  # the same peak the update's efficiency is measured against
 
     call()  # warm-up
     t = time.perf_counter()
