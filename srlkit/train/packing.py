@@ -40,9 +40,9 @@ class Packing:
     first_row: list[int]  # packed row -> a micro-batch row holding its prompt
     slots: int  # slots per packed row (the most any prompt has)
 
-    @property
-    def rows(self) -> int:
-        return len(self.prompt_of)
+    def slot_index(self, device) -> torch.Tensor:
+        """Row -> its slot in the packed rows flattened to [U * slots]."""
+        return torch.tensor([u * self.slots + j for u, j in zip(self.prompt_of, self.slot_of)], device=device)
 
 
 def attention_kind(model: Any) -> str:
@@ -97,7 +97,7 @@ def pack(p: Packing, input_ids: torch.Tensor, attention_mask: torch.Tensor, prom
     real = torch.zeros((U, S), dtype=torch.bool, device=dev)  # a key that may be attended
     ids[:, :P] = input_ids.index_select(0, first)[:, :P]
     real[:, :P] = attention_mask.index_select(0, first)[:, :P].bool()
-    where = torch.tensor([u * k + j for u, j in zip(p.prompt_of, p.slot_of)], device=dev)  # row -> flat slot
+    where = p.slot_index(dev)
     slot_ids = torch.zeros((U * k, L), dtype=input_ids.dtype, device=dev)
     slot_real = torch.zeros((U * k, L), dtype=torch.bool, device=dev)
     slot_ids[where] = input_ids[:, P:]
@@ -129,5 +129,4 @@ def unpack(p: Packing, logits: torch.Tensor) -> torch.Tensor:
     """Packed logits [U, k * L, V] -> the micro-batch's rows [n, L, V], in row order."""
     U, kL, V = logits.shape
     flat = logits.reshape(U * p.slots, kL // p.slots, V)
-    where = torch.tensor([u * p.slots + j for u, j in zip(p.prompt_of, p.slot_of)], device=logits.device)
-    return flat.index_select(0, where)
+    return flat.index_select(0, p.slot_index(logits.device))
