@@ -148,15 +148,32 @@ def _write_histogram(out: Path) -> bool:
         return plot_steps_histogram(out, tmp) is not None
 
 
-def plot_steps_histogram(data_dir: Path, path: Path) -> Path | None:
-    """Histogram of steps per trajectory of a decomposed dataset (for its dataset card)."""
+def steps_counts(data_dir: Path) -> list[int]:
+    """Steps per trajectory of every trajectory in the SRL table.
+
+    From the manifest's statistics when there is one (reading the SRL shards back costs more than
+    the rest of the card at 100k trajectories): a trajectory is in the table unless `--targets`
+    skips one of its steps and it has only one. Otherwise from the shards themselves.
+    """
+    mf = Path(data_dir) / "manifest.json"
+    if mf.is_file():
+        m = json.loads(mf.read_text(encoding="utf-8"))
+        hist = m.get("stats", {}).get("steps_per_trajectory", {}).get("histogram")
+        if hist is not None:
+            skip = m.get("config", {}).get("targets", "all") != "all"
+            return [int(k) for k, v in hist.items() for _ in range(v) if not (skip and int(k) < 2)]
     import polars as pl
 
     files = sorted((Path(data_dir) / "srl").glob("*.parquet"))
     if not files:
-        return None
+        return []
     df = pl.concat([pl.read_parquet(f, columns=["trajectory_id", "num_steps"]) for f in files])
-    counts = df.unique("trajectory_id")["num_steps"].to_list()
+    return df.unique("trajectory_id")["num_steps"].to_list()
+
+
+def plot_steps_histogram(data_dir: Path, path: Path) -> Path | None:
+    """Histogram of steps per trajectory of a decomposed dataset (for its dataset card)."""
+    counts = steps_counts(data_dir)
     if not counts:
         return None
     from srlkit.plotting import pyplot, save_png

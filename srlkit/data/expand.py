@@ -10,46 +10,56 @@ repeating the problem and the growing context twice), runs in Rust: `int_ranges`
 
 from __future__ import annotations
 
+import hashlib
 from string import Formatter
+from typing import ClassVar
 
 import polars as pl
 
 from srlkit.data.templates import NO_CONTEXT, Templates
-from srlkit.schema import step_hash
 
 FIELDS = ("problem", "context", "step_number", "title")
 
 
 class TrajBuffer:
-    """Column-wise buffer of segmented text trajectories (one entry per trajectory)."""
+    """Segmented text trajectories: one entry per trajectory plus their steps, flat.
+
+    `add` takes one trajectory from the row-wise path; `add_frames` takes a whole block that
+    `vector.numbered_limits` decided (a trajectory frame and its steps frame).
+    """
+
+    TRAJ: ClassVar[dict[str, pl.DataType]] = {"_seq": pl.Int64, "trajectory_id": pl.String, "source_row": pl.Int64, "problem": pl.String,
+            "answer": pl.String, "strategy": pl.String}
+    STEPS: ClassVar[dict[str, pl.DataType]] = {"_seq": pl.Int64, "body": pl.String, "title": pl.String}
 
     def __init__(self, title_hint: bool):
         self.title_hint = title_hint
-        self.cols: dict[str, list] = {c: [] for c in (
-            "_seq", "trajectory_id", "source_row", "problem", "answer", "strategy",
-            "shown", "targets", "hints", "titles", "hashes")}
+        self.cols: dict[str, list] = {c: [] for c in self.TRAJ}
+        self.steps: dict[str, list] = {c: [] for c in self.STEPS}
+        self.blocks: list[tuple[pl.DataFrame, pl.DataFrame]] = []
 
     def __len__(self) -> int:
-        return len(self.cols["_seq"])
+        return len(self.cols["_seq"]) + sum(t.height for t, _ in self.blocks)
 
     def add(self, *, seq: int, tid: str, source_row: int, problem: str, steps: list[str],
             titles: list[str | None], answer: str | None, strategy: str) -> None:
-        shown = [f"**{t}** {b}" if t else b for b, t in zip(steps, titles)]
-        # the target drops the title when the prompt already shows it (`--title-hint`)
-        hints = [t or None for t in titles] if self.title_hint else [None] * len(steps)
-        targets = [b if h else s for b, s, h in zip(steps, shown, hints)]
-        c = self.cols
-        c["_seq"].append(seq)
-        c["trajectory_id"].append(tid)
-        c["source_row"].append(source_row)
-        c["problem"].append(problem)
-        c["answer"].append(answer)
-        c["strategy"].append(strategy)
-        c["shown"].append(shown)
-        c["targets"].append(targets)
-        c["hints"].append(hints)
-        c["titles"].append(titles)
-        c["hashes"].append([step_hash(t) for t in targets])
+        for c, v in zip(self.TRAJ, (seq, tid, source_row, problem, answer, strategy)):
+            self.cols[c].append(v)
+        self.steps["_seq"] += [seq] * len(steps)
+        self.steps["body"] += steps
+        self.steps["title"] += titles
+
+    def add_frames(self, traj: pl.DataFrame, steps: pl.DataFrame) -> None:
+        """A block of trajectories (the TRAJ columns) and their steps in order (the STEPS columns)."""
+        self.blocks.append((traj.select(list(self.TRAJ)).cast(self.TRAJ), steps.select(list(self.STEPS)).cast(self.STEPS)))
+
+    def frames(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """All trajectories and all their steps, in trajectory (`_seq`) order."""
+        traj = pl.concat([pl.DataFrame(self.cols, schema=self.TRAJ), *(t for t, _ in self.blocks)])
+        steps = pl.concat([pl.DataFrame(self.steps, schema=self.STEPS), *(s for _, s in self.blocks)])
+        if self.blocks:  # each part is in order: a stable sort interleaves them
+            traj, steps = traj.sort("_seq", maintain_order=True), steps.sort("_seq", maintain_order=True)
+        return traj, steps
 
 
 def template_expr(template: str, values: dict[str, pl.Expr]) -> pl.Expr | None:
@@ -64,7 +74,7 @@ def template_expr(template: str, values: dict[str, pl.Expr]) -> pl.Expr | None:
             parts.append(pl.lit(literal, dtype=pl.String))
         if name is None:
             continue
-        if name not in FIELDS or spec or conv:
+        if name not in values or spec or conv:
             return None
         parts.append(values[name])
     return pl.concat_str(parts) if parts else pl.lit("", dtype=pl.String)
@@ -75,36 +85,30 @@ def can_expand(templates: Templates) -> bool:
     return all(template_expr(t, dummy) is not None for t in (templates.srl_user, templates.srl_user_hint))
 
 
-def _lists(values: list[list], dtype: pl.DataType) -> pl.Series:
-    """list[list[str]] built from one flat column and offsets (row-wise nested conversion is slow)."""
-    import pyarrow as pa
-
-    offsets = [0]
-    for v in values:
-        offsets.append(offsets[-1] + len(v))
-    # polars converts a flat list of str far faster than pyarrow does; arrow then wraps it in offsets
-    flat = pl.Series([x for v in values for x in v], dtype=dtype).to_arrow()
-    arr = pa.LargeListArray.from_arrays(pl.Series(offsets, dtype=pl.Int64).to_arrow(), flat)
-    return pl.Series(pl.from_arrow(arr)).cast(pl.List(dtype))
-
-
 def expand(buf: TrajBuffer, targets: str, templates: Templates) -> pl.DataFrame:
     """One row per target step, SRL columns plus `_seq` (the trajectory's order in the unit)."""
-    c = buf.cols
-    lengths = pl.Series([len(v) for v in c["shown"]], dtype=pl.Int64)
-    t = pl.DataFrame({
-        "_seq": pl.Series(c["_seq"], dtype=pl.Int64),
-        "trajectory_id": pl.Series(c["trajectory_id"], dtype=pl.String),
-        "source_row": pl.Series(c["source_row"], dtype=pl.Int64),
-        "problem": pl.Series(c["problem"], dtype=pl.String),
-        "answer": pl.Series(c["answer"], dtype=pl.String),
-        "strategy": pl.Series(c["strategy"], dtype=pl.String),
-        "shown": _lists(c["shown"], pl.String),
-        "_off": lengths.cum_sum() - lengths,  # where the trajectory's steps start in the flat columns
-    })
+    import pyarrow as pa
+
+    traj, steps = buf.frames()
+    title, body = pl.col("title"), pl.col("body")
+    titled = title.is_not_null() & (title != "")
+    shown = pl.when(titled).then(pl.concat_str(pl.lit("**"), title, pl.lit("** "), body)).otherwise(body)
+    # the target drops the title when the prompt already shows it (`--title-hint`)
+    hint = pl.when(titled).then(title) if buf.title_hint else pl.lit(None, dtype=pl.String)
+    steps = steps.with_columns(shown=shown, _hints=hint).with_columns(
+        _targets=pl.when(pl.col("_hints").is_not_null()).then(body).otherwise(pl.col("shown")))
+    hashes = step_hashes(steps.get_column("_targets"))
+    steps = steps.with_columns(pl.Series("_hashes", hashes, dtype=pl.String), _titles=title)
+    counts = steps.group_by("_seq", maintain_order=True).len()
+    lengths = traj.select("_seq").join(counts, on="_seq", how="left", maintain_order="left").get_column("len")
+    lengths = lengths.fill_null(0).cast(pl.Int64)
+    offsets = pl.concat([pl.Series([0], dtype=pl.Int64), lengths.cum_sum()])
+    shown_lists = pa.LargeListArray.from_arrays(offsets.to_arrow(), steps.get_column("shown").to_arrow())
+    t = traj.with_columns(shown=pl.Series(pl.from_arrow(shown_lists)).cast(pl.List(pl.String)),
+                          _off=offsets.slice(0, traj.height))  # where the trajectory's steps start
     # per-step values stay flat and are gathered per instance; only the lists that are sliced
     # (shown, numbered) are exploded with the instances
-    flat = {k: pl.Series([x for v in c[k] for x in v], dtype=pl.String) for k in ("targets", "hints", "titles", "hashes")}
+    flat = {k: steps.get_column(f"_{k}") for k in ("targets", "hints", "titles", "hashes")}
     number = (pl.int_range(pl.len()) + 1).cast(pl.String)  # "1. step" context lines, once per trajectory
     t = t.with_columns(numbered=pl.col("shown").list.eval(pl.concat_str(number, pl.lit(". "), pl.element())))
     n = pl.col("shown").list.len()
@@ -133,12 +137,41 @@ def expand(buf: TrajBuffer, targets: str, templates: Templates) -> pl.DataFrame:
         *[c for c in inst.columns if c not in ("_user", "_seq")], "prompt", "_seq")
 
 
-def _messages(system: str, user: pl.Series) -> pl.Series:
+def step_hashes(texts: pl.Series) -> pl.Series:
+    """`schema.step_hash` of every text (sha256 has no polars kernel: hashlib, without a call per row)."""
+    sha = hashlib.sha256
+    return pl.Series("_hashes", [sha(x.encode()).hexdigest()[:16] for x in texts.to_list()], dtype=pl.String)
+
+
+def _rlvr_exprs(templates: Templates) -> tuple[pl.Expr | None, pl.Expr | None]:
+    values = {"problem": pl.col("problem")}
+    return template_expr(templates.rlvr_system, values), template_expr(templates.rlvr_user, values)
+
+
+def can_render_rlvr(templates: Templates) -> bool:
+    return all(e is not None for e in _rlvr_exprs(templates))
+
+
+def rlvr_frame(rows: pl.DataFrame, templates: Templates) -> pl.DataFrame | None:
+    """The RLVR table (plus `_seq`) for rows with `_seq`, `trajectory_id`, `source_row`, `problem` and
+    `answer`: `instances.add_rlvr` in polars; None when a template needs Python formatting."""
+    system, user = _rlvr_exprs(templates)
+    if system is None or user is None:
+        return None
+    out = rows.select(pl.col("trajectory_id").alias("id"), "source_row", "problem", "answer",
+                      system.alias("_system"), user.alias("_user"), "_seq")
+    prompt = _messages(out.get_column("_system"), out.get_column("_user"))
+    return out.with_columns(prompt=prompt).select("id", "source_row", "problem", "answer", "prompt", "_seq")
+
+
+def _messages(system: str | pl.Series, user: pl.Series) -> pl.Series:
     """[{system}, {user}] per row. Why not `concat_list` of structs: a flat frame of messages
     regrouped with `group_by` is several times cheaper in polars."""
-    flat = pl.DataFrame({"u": user}).select(
+    first = pl.lit(system, dtype=pl.String) if isinstance(system, str) else pl.col("s")
+    frame = pl.DataFrame({"u": user} if isinstance(system, str) else {"u": user, "s": system})
+    flat = frame.select(
         _i=pl.int_range(pl.len(), dtype=pl.Int64),
-        content=pl.concat_list(pl.lit(system, dtype=pl.String), pl.col("u")),
+        content=pl.concat_list(first, pl.col("u")),
     ).explode("content")
     roles = pl.Series("role", ["system", "user"] * user.len(), dtype=pl.String)
     grouped = flat.with_columns(roles).group_by("_i", maintain_order=True).agg(pl.struct("role", "content"))

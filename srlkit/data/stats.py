@@ -75,3 +75,21 @@ def summary(stats: dict) -> dict:
         "rlvr_reject_reasons": dict(sorted(stats["rlvr_rejects"].items())),
         "preamble": dict(sorted(stats["preamble"].items())),
     }
+
+
+def add_block(stats: dict, seq, lengths, strategy: str, preamble: int = 0) -> None:
+    """`add_trajectory` for a whole block at once: `seq` (polars Series) names each step's trajectory,
+    `lengths` is each step's length in characters; `preamble` counts the trajectories whose preamble
+    was kept as a step."""
+    import polars as pl
+
+    per = pl.DataFrame({"seq": seq}).group_by("seq").len().get_column("len")
+    stats["steps"].update({str(k): v for k, v in zip(*per.value_counts().to_dict(as_series=False).values())})
+    if preamble:
+        stats["preamble"]["step"] += preamble
+    stats["strategies"][strategy] += per.len()
+    idx = pl.Series(CHAR_BUCKETS).search_sorted(lengths.cast(pl.Int64), side="left")
+    stats["chars"].update({_NAMES[k]: v for k, v in zip(*idx.value_counts().to_dict(as_series=False).values())})
+    stats["char_sum"] += int(lengths.sum() or 0)
+    if lengths.len():
+        stats["char_max"] = max(stats["char_max"], int(lengths.max()))

@@ -3,6 +3,12 @@
 The unit owns its buffers and writes its part files, then its completion marker
 (counts, stats, accepted ids and the rows in each part). Nothing is shared with other
 units except `seen` (trajectory ids accepted so far, for the duplicate check).
+
+Batch mode (text solutions, `--steps auto|numbered`, no rewriter, templates polars can
+render): rows are held until `finish`, where `vector.numbered_limits` segments every
+simple numbered text of the unit at once and their RLVR rows are rendered in polars.
+Every other row takes the row-wise `_row`, in source order, so ids, duplicates,
+rejects and output order are exactly those of the row-wise path.
 """
 
 from __future__ import annotations
@@ -14,11 +20,10 @@ from pathlib import Path
 import polars as pl
 
 from srlkit.data import instances as inst
-from srlkit.data import shards
-from srlkit.data import stats
+from srlkit.data import shards, stats, vector
 from srlkit.data.answers import extract_answer, strip_thinking
-from srlkit.data.expand import TrajBuffer, can_expand, expand
-from srlkit.data.presets import Columns, extract
+from srlkit.data.expand import TrajBuffer, can_expand, can_render_rlvr, expand, rlvr_frame
+from srlkit.data.presets import Columns, Fields, extract
 from srlkit.data.segment import Segmented, apply_limits, segment_text
 from srlkit.data.sources import Reject
 from srlkit.data.turns import has_tool_calls, last_assistant_text, turns
@@ -68,6 +73,12 @@ class UnitProcessor:
         self.fast = can_expand(templates)
         self.bufs = {s: TrajBuffer(cfg.title_hint) for s in SPLITS}
         self.agent_seq: dict[str, list[int]] = {s: [] for s in SPLITS}
+        # batch mode: rows wait for finish(), where the unit's numbered texts are segmented at once
+        # in polars (`vector.py`); the rows that need Python still go through `_row`, in source order
+        self.batch = self.fast and rewriter is None and cfg.steps in ("auto", "numbered")
+        self.pending: list[tuple[int, dict | Reject]] = []
+        self.rlvr_seq: dict[str, list[int]] = {s: [] for s in SPLITS}  # batch: row-wise RLVR rows' order
+        self.rlvr_blocks: dict[str, list[pl.DataFrame]] = {s: [] for s in SPLITS}  # batch: rendered in polars
 
     def _reject(self, i: int, tid: str | None, reason: str, detail: str = "") -> None:
         inst.add_reject(self.rejects, i, tid, reason, detail)
@@ -75,14 +86,24 @@ class UnitProcessor:
         self.stats["rejects"][reason] += 1
 
     def row(self, i: int, rec: dict | Reject) -> None:
+        if self.batch:
+            self.pending.append((i, rec))
+        else:
+            self._row(i, rec)
+
+    def _fields(self, rec: dict | Reject) -> Fields | Reject:
+        if isinstance(rec, Reject):
+            return rec
+        size = _row_chars(rec)
+        if size > self.cfg.max_row_bytes:
+            return Reject("row_too_large", f"{size} chars > {self.cfg.max_row_bytes}")
+        return extract(rec, self.cols)
+
+    def _row(self, i: int, rec: dict | Reject, f: Fields | Reject | None = None) -> None:
+        """One row, the row-wise way (`f`: its fields when the batch pass already read them)."""
         self.counts["input"] += 1
         cfg = self.cfg
-        if isinstance(rec, Reject):
-            return self._reject(i, None, rec.reason, rec.detail)
-        size = _row_chars(rec)
-        if size > cfg.max_row_bytes:
-            return self._reject(i, None, "row_too_large", f"{size} chars > {cfg.max_row_bytes}")
-        f = extract(rec, self.cols)
+        f = self._fields(rec) if f is None else f
         if isinstance(f, Reject):
             return self._reject(i, None, f.reason, f.detail)
         sol, answer, ts, seg = f.solution, f.answer, None, None
@@ -113,26 +134,15 @@ class UnitProcessor:
         elif not ts:
             seg = Reject("no_steps", "no assistant turns with an action")
         elif not cfg.min_trajectory_steps <= len(ts) <= cfg.max_trajectory_steps:
-            seg = Reject("too_few_steps" if len(ts) < cfg.min_steps else "too_many_steps", f"{len(ts)} turns")
+            seg = Reject("too_few_steps" if len(ts) < cfg.min_trajectory_steps else "too_many_steps", f"{len(ts)} turns")
         if isinstance(seg, Reject):
             return self._reject(i, f.tid, seg.reason, seg.detail)
-        tid = f.tid
-        if tid is None:
-            raw = sol if isinstance(sol, str) else json.dumps(f.solution, sort_keys=True, ensure_ascii=False)
-            tid = hashlib.sha256(f"{f.problem}\0{raw}".encode()).hexdigest()[:16]
-        if tid in self.seen:
-            return self._reject(i, tid, "duplicate_id", f"id {tid} already seen")
-        self.seen.add(tid)
-        self.ids.append(tid)
-        self.counts["accepted"] += 1
+        accepted = self._accept(i, rec, f, sol)
+        if accepted is None:
+            return
+        tid, split, seq = accepted
         stats.add_trajectory(self.stats, seg.steps, seg.strategy, seg.preamble)
-        # count mode: everything is train for now; finish() sets aside this unit's candidates
-        if cfg.split_col:  # the source names each row's split (e.g. gym: disjoint seed ranges)
-            split = "validation" if rec.get(cfg.split_col) == "validation" else "train"
-        else:
-            split = "train" if count_mode(cfg.val_size) or split_hash(tid, cfg.seed) >= cfg.val_size else "validation"
         srl = self.tables[(SRL_TABLE, split)]
-        seq = len(self.ids) - 1
         if ts is not None:
             n = inst.add_agent(srl, tid=tid, source_row=i, problem=f.problem, ts=ts, history=cfg.history,
                                targets=cfg.targets, templates=self.templates)
@@ -144,14 +154,96 @@ class UnitProcessor:
             inst.add_srl(srl, tid=tid, source_row=i, problem=f.problem, steps=seg.steps, titles=seg.titles,
                          answer=answer, strategy=seg.strategy, targets=cfg.targets,
                          title_hint=cfg.title_hint, templates=self.templates)
+        self._rlvr(i, tid, split, seq, f.problem, answer, f.no_answer)
+
+    def _accept(self, i: int, rec: dict, f: Fields, sol) -> tuple[str, str, int] | None:
+        """The trajectory's id, split and order in the unit; None when its id was already seen."""
+        cfg = self.cfg
+        tid = f.tid
+        if tid is None:
+            raw = sol if isinstance(sol, str) else json.dumps(f.solution, sort_keys=True, ensure_ascii=False)
+            tid = hashlib.sha256(f"{f.problem}\0{raw}".encode()).hexdigest()[:16]
+        if tid in self.seen:
+            self._reject(i, tid, "duplicate_id", f"id {tid} already seen")
+            return None
+        self.seen.add(tid)
+        self.ids.append(tid)
+        self.counts["accepted"] += 1
+        # count mode: everything is train for now; finish() sets aside this unit's candidates
+        if cfg.split_col:  # the source names each row's split (e.g. gym: disjoint seed ranges)
+            split = "validation" if rec.get(cfg.split_col) == "validation" else "train"
+        else:
+            split = "train" if count_mode(cfg.val_size) or split_hash(tid, cfg.seed) >= cfg.val_size else "validation"
+        return tid, split, len(self.ids) - 1
+
+    def _rlvr(self, i: int, tid: str, split: str, seq: int, problem: str, answer: str | None, no_answer: str,
+              later: bool = False) -> None:
+        """The RLVR row (or its reject); `later`: the row is rendered in bulk by `_drain`."""
+        if answer and later:
+            return
         if answer:
-            inst.add_rlvr(self.tables[(RLVR_TABLE, split)], tid=tid, source_row=i, problem=f.problem,
+            self.rlvr_seq[split].append(seq)
+            inst.add_rlvr(self.tables[(RLVR_TABLE, split)], tid=tid, source_row=i, problem=problem,
                           answer=answer, templates=self.templates)
         else:  # SRL only: the reason (the preset's gold rule, else no answer at all) goes to rejects
-            reason = "no_trusted_answer" if f.no_answer else "no_answer"
-            inst.add_reject(self.rejects, i, tid, reason, f.no_answer or "no answer column, \\boxed{} or ####", "rlvr")
+            reason = "no_trusted_answer" if no_answer else "no_answer"
+            inst.add_reject(self.rejects, i, tid, reason, no_answer or "no answer column, \\boxed{} or ####", "rlvr")
             self.counts["rlvr_rejected"] += 1
             self.stats["rlvr_rejects"][reason] += 1
+
+    def _drain(self) -> None:
+        """The batch: read every row's fields, segment the numbered texts in polars, then take the
+        rows in source order: decided ones are accepted here, the rest go through `_row`."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        cfg = self.cfg
+        fields = [self._fields(rec) for _, rec in pending]
+        texts = [j for j, f in enumerate(fields) if isinstance(f, Fields) and isinstance(f.solution, str)]
+        decided = vector.numbered_limits(
+            pl.Series([fields[j].solution for j in texts], dtype=pl.String), min_chars=cfg.min_step_chars,
+            max_chars=cfg.max_step_chars, min_steps=cfg.min_trajectory_steps, max_steps=cfg.max_trajectory_steps)
+        which = dict(zip(texts, range(len(texts))))
+        rlvr_fast = can_render_rlvr(self.templates)
+        ok = decided.ok.to_list()
+        took: dict[str, list] = {"_r": [], "_seq": [], "trajectory_id": [], "source_row": [], "problem": [],
+                                 "answer": [], "split": []}
+        for j, (i, rec) in enumerate(pending):
+            r = which.get(j)
+            if r is None or not ok[r]:
+                self._row(i, rec, fields[j])
+                continue
+            f = fields[j]
+            self.counts["input"] += 1
+            accepted = self._accept(i, rec, f, f.solution)
+            if accepted is None:
+                continue
+            tid, split, seq = accepted
+            for c, v in zip(took, (r, seq, tid, i, f.problem, f.answer, split)):
+                took[c].append(v)
+            self._rlvr(i, tid, split, seq, f.problem, f.answer, f.no_answer, later=rlvr_fast)
+        if not took["_r"]:
+            return
+        traj = pl.DataFrame(took, schema_overrides={"_r": pl.UInt32}).with_columns(strategy=pl.lit("numbered"))
+        rlvr = rlvr_frame(traj.filter(pl.col("answer").is_not_null() & (pl.col("answer") != "")), self.templates)
+        steps = decided.steps.join(traj.select("_r", "_seq", "split"), on="_r", how="inner", maintain_order="left")
+        stats.add_block(self.stats, steps.get_column("_seq"), steps.get_column("body").str.len_chars(), "numbered",
+                        preamble=int(decided.preamble.gather(traj.get_column("_r")).sum()))
+        for split in SPLITS:
+            part = traj.filter(pl.col("split") == split)
+            if part.height:
+                self.bufs[split].add_frames(part, steps.filter(pl.col("split") == split))
+            if rlvr is not None:
+                self.rlvr_blocks[split].append(rlvr.filter(pl.col("_seq").is_in(part.get_column("_seq").implode())))
+
+    def _rlvr_frame(self, split: str, table: inst.Table) -> pl.DataFrame:
+        """The split's RLVR rows in trajectory order: row-wise ones plus those rendered in bulk."""
+        rows = shards.frame(table, RLVR_TABLE)
+        blocks = [b for b in self.rlvr_blocks[split] if b.height]
+        if not blocks:
+            return rows
+        rows = rows.with_columns(_seq=pl.Series(self.rlvr_seq[split], dtype=pl.Int64))
+        return pl.concat([rows, *blocks], how="vertical").sort("_seq", maintain_order=True).drop("_seq")
 
     def _srl_frame(self, split: str, table: inst.Table) -> pl.DataFrame:
         """The split's SRL rows in trajectory order: polars-expanded text plus row-wise agent rows."""
@@ -167,10 +259,11 @@ class UnitProcessor:
 
     def finish(self) -> None:
         """Write the unit's parts, then its marker (the marker is what makes it count as done)."""
+        self._drain()
         paths = unit_parts(self.work, self.index)
         rows: dict[str, int] = {}
         for (t, s), table in self.tables.items():
-            full = self._srl_frame(s, table) if t == SRL_TABLE else shards.frame(table, t)
+            full = self._srl_frame(s, table) if t == SRL_TABLE else self._rlvr_frame(s, table)
             parts = {s: full}
             if count_mode(self.cfg.val_size) and s == "train":
                 # only this unit's k smallest hashes can be among the k smallest overall

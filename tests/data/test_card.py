@@ -51,3 +51,28 @@ def test_card_has_steps_histogram_png(tmp_path):
     png = out / "steps_hist.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![Steps per trajectory](steps_hist.png)" in (out / "README.md").read_text()
+
+
+def test_histogram_counts_from_the_manifest_equal_the_shards(tmp_path):
+    """The histogram's counts come from the manifest's statistics; they must be what the SRL shards hold,
+    also when `--targets` leaves one-step trajectories out of the table."""
+    import pytest
+
+    from srlkit.data.card import steps_counts
+
+    rows = [{"id": f"r{i}", "problem": f"Problem {i}?", "solution": "\n".join(
+        f"{k}. **Step {k}** compute the value number {i}" for k in range(1, 2 + i % 4)) if i % 3 else
+        f"Only one sentence of working for {i}."} for i in range(40)]
+    src = tmp_path / "r.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cases = [(str(src), {"targets": "skip-first", "min_trajectory_steps": 1}),
+             (str(src), {"targets": "all", "min_trajectory_steps": 1}),
+             (str(ASSETS / "agent_turns.jsonl"), {"steps": "turns", "targets": "skip-last"})]
+    for j, (source, opts) in enumerate(cases):
+        out = tmp_path / f"o{j}"
+        decompose(DecomposeConfig(source=source, val_size=0.0, **opts), out, show_progress=False)
+        from_manifest = sorted(steps_counts(out))
+        (out / "manifest.json").rename(out / "m.json")
+        assert from_manifest == sorted(steps_counts(out)) and from_manifest, opts
+    with pytest.raises(AssertionError):  # the check above can fail: one-step trajectories are really left out
+        assert sorted(steps_counts(tmp_path / "o0")) == sorted(steps_counts(tmp_path / "o1"))

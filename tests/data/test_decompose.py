@@ -220,3 +220,14 @@ def test_val_size_count_is_exact_and_independent_of_units(tmp_path):
         train = pl.read_parquet(out / "srl" / "train-*.parquet")
         assert train.height + srl_val.height == 75 and set(train["trajectory_id"]).isdisjoint(want)
         assert not (out / "_work").exists() and m["counts"]["accepted"] == 25
+
+
+@pytest.mark.parametrize("limits,reason", [({"min_trajectory_steps": 1, "max_trajectory_steps": 1}, "too_many_steps"),
+                                           ({"min_trajectory_steps": 40}, "too_few_steps")])
+def test_agent_turns_outside_the_step_limits_are_rejects(tmp_path, limits, reason):
+    with pytest.raises(Exception, match="nothing was accepted") as e:
+        decompose(DecomposeConfig(source=str(ASSETS / "agent_turns.jsonl"), steps="turns", **limits),
+                  tmp_path / "o", show_progress=False)
+    assert reason in str(e.value)
+    rejects = pl.read_parquet(tmp_path / "o" / "rejects.parquet")
+    assert set(rejects["reason"]) == {reason} and rejects.height == len((ASSETS / "agent_turns.jsonl").read_text().splitlines())
