@@ -49,6 +49,11 @@ def count_mode(val_size: float) -> bool:
     return val_size >= 1
 
 
+# batch mode holds at most this many characters of source rows before it drains (a unit of 20k
+# ~1 MB agent trajectories would otherwise hold 20 GB); draining more often changes no output byte
+PENDING_CHARS = 64_000_000
+
+
 def _row_chars(rec: dict) -> int:
     n = 0
     for v in rec.values():
@@ -76,7 +81,8 @@ class UnitProcessor:
         # batch mode: rows wait for finish(), where the unit's numbered texts are segmented at once
         # in polars (`vector.py`); the rows that need Python still go through `_row`, in source order
         self.batch = self.fast and rewriter is None and cfg.steps in ("auto", "numbered")
-        self.pending: list[tuple[int, dict | Reject]] = []
+        self.pending: list[tuple[int, dict | Reject, int]] = []  # (source row, record, its size in chars)
+        self.pending_chars = 0
         self.rlvr_seq: dict[str, list[int]] = {s: [] for s in SPLITS}  # batch: row-wise RLVR rows' order
         self.rlvr_blocks: dict[str, list[pl.DataFrame]] = {s: [] for s in SPLITS}  # batch: rendered in polars
 
@@ -86,15 +92,18 @@ class UnitProcessor:
         self.stats["rejects"][reason] += 1
 
     def row(self, i: int, rec: dict | Reject) -> None:
-        if self.batch:
-            self.pending.append((i, rec))
-        else:
-            self._row(i, rec)
+        if not self.batch:
+            return self._row(i, rec)
+        size = 0 if isinstance(rec, Reject) else _row_chars(rec)
+        self.pending.append((i, rec, size))
+        self.pending_chars += size
+        if self.pending_chars > PENDING_CHARS:  # big rows: drain early (rows stay in order, outputs identical)
+            self._drain()
 
-    def _fields(self, rec: dict | Reject) -> Fields | Reject:
+    def _fields(self, rec: dict | Reject, size: int | None = None) -> Fields | Reject:
         if isinstance(rec, Reject):
             return rec
-        size = _row_chars(rec)
+        size = _row_chars(rec) if size is None else size
         if size > self.cfg.max_row_bytes:
             return Reject("row_too_large", f"{size} chars > {self.cfg.max_row_bytes}")
         return extract(rec, self.cols)
@@ -194,11 +203,11 @@ class UnitProcessor:
     def _drain(self) -> None:
         """The batch: read every row's fields, segment the numbered texts in polars, then take the
         rows in source order: decided ones are accepted here, the rest go through `_row`."""
-        pending, self.pending = self.pending, []
+        pending, self.pending, self.pending_chars = self.pending, [], 0
         if not pending:
             return
         cfg = self.cfg
-        fields = [self._fields(rec) for _, rec in pending]
+        fields = [self._fields(rec, size) for _, rec, size in pending]
         texts = [j for j, f in enumerate(fields) if isinstance(f, Fields) and isinstance(f.solution, str)]
         decided = vector.numbered_limits(
             pl.Series([fields[j].solution for j in texts], dtype=pl.String), min_chars=cfg.min_step_chars,
@@ -208,7 +217,7 @@ class UnitProcessor:
         ok = decided.ok.to_list()
         took: dict[str, list] = {"_r": [], "_seq": [], "trajectory_id": [], "source_row": [], "problem": [],
                                  "answer": [], "split": []}
-        for j, (i, rec) in enumerate(pending):
+        for j, (i, rec, _) in enumerate(pending):
             r = which.get(j)
             if r is None or not ok[r]:
                 self._row(i, rec, fields[j])

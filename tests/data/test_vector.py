@@ -233,3 +233,19 @@ def test_batch_mode_only_where_it_applies(tmp_path):
     assert not unit(cfg, rw=lambda p, s: s).batch  # a rewriter answers row by row
     assert not unit(cfg, t=Templates(srl_user="{problem!r}")).batch  # templates polars cannot render
     assert get_preset(None).transform is None
+
+
+def test_draining_early_for_big_rows_changes_no_byte(tmp_path, monkeypatch):
+    """Batch mode drains a unit early once its held rows pass PENDING_CHARS; outputs stay the same."""
+    from srlkit.data import unit as unit_mod
+
+    src = write_jsonl(tmp_path / "mixed.jsonl", mixed_rows(1500, seed=5))
+    cfg = DecomposeConfig(source=str(src), val_size=0.1, shard_rows=600)
+    decompose(cfg, tmp_path / "once", show_progress=False)
+    drains = []
+    real = UnitProcessor._drain
+    monkeypatch.setattr(UnitProcessor, "_drain", lambda self: drains.append(len(self.pending)) or real(self))
+    monkeypatch.setattr(unit_mod, "PENDING_CHARS", 5_000)
+    decompose(cfg, tmp_path / "often", show_progress=False)
+    assert len([n for n in drains if n]) > 20  # many drains per 600-row unit
+    assert files_of(tmp_path / "once") == files_of(tmp_path / "often")
