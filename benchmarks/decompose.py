@@ -123,7 +123,7 @@ def stage_parts(src: str, out: str) -> dict:
     Measured on srlkit's own output (read back untimed)."""
     import shutil
 
-    import polars  # the I/O bound imports these too: not counted
+    import polars as pl  # the I/O bound imports these too: not counted
 
     import srlkit.data.shards
 
@@ -133,7 +133,6 @@ def stage_parts(src: str, out: str) -> dict:
     import srlkit.data.decompose
 
     res["import"] = _cpu() - c0
-    pl = polars
 
     done = Path(out).parent / "srlkit"
     targets = pl.concat([pl.read_parquet(p, columns=["target"]) for p in sorted((done / "srl").glob("*.parquet"))])

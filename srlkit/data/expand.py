@@ -10,13 +10,13 @@ repeating the problem and the growing context twice), runs in Rust: `int_ranges`
 
 from __future__ import annotations
 
-import hashlib
 from string import Formatter
 from typing import ClassVar
 
 import polars as pl
 
 from srlkit.data.templates import NO_CONTEXT, Templates
+from srlkit.schema import step_hash
 
 FIELDS = ("problem", "context", "step_number", "title")
 
@@ -28,8 +28,9 @@ class TrajBuffer:
     `vector.numbered_limits` decided (a trajectory frame and its steps frame).
     """
 
-    TRAJ: ClassVar[dict[str, pl.DataType]] = {"_seq": pl.Int64, "trajectory_id": pl.String, "source_row": pl.Int64, "problem": pl.String,
-            "answer": pl.String, "strategy": pl.String}
+    TRAJ: ClassVar[dict[str, pl.DataType]] = {
+        "_seq": pl.Int64, "trajectory_id": pl.String, "source_row": pl.Int64, "problem": pl.String,
+        "answer": pl.String, "strategy": pl.String}
     STEPS: ClassVar[dict[str, pl.DataType]] = {"_seq": pl.Int64, "body": pl.String, "title": pl.String}
 
     def __init__(self, title_hint: bool):
@@ -97,7 +98,7 @@ def expand(buf: TrajBuffer, targets: str, templates: Templates) -> pl.DataFrame:
     hint = pl.when(titled).then(title) if buf.title_hint else pl.lit(None, dtype=pl.String)
     steps = steps.with_columns(shown=shown, _hints=hint).with_columns(
         _targets=pl.when(pl.col("_hints").is_not_null()).then(body).otherwise(pl.col("shown")))
-    hashes = step_hashes(steps.get_column("_targets"))
+    hashes = [step_hash(x) for x in steps.get_column("_targets").to_list()]  # sha256: no polars kernel
     steps = steps.with_columns(pl.Series("_hashes", hashes, dtype=pl.String), _titles=title)
     counts = steps.group_by("_seq", maintain_order=True).len()
     lengths = traj.select("_seq").join(counts, on="_seq", how="left", maintain_order="left").get_column("len")
@@ -135,12 +136,6 @@ def expand(buf: TrajBuffer, targets: str, templates: Templates) -> pl.DataFrame:
     )
     return inst.with_columns(prompt=_messages(templates.srl_system, inst.get_column("_user"))).select(
         *[c for c in inst.columns if c not in ("_user", "_seq")], "prompt", "_seq")
-
-
-def step_hashes(texts: pl.Series) -> pl.Series:
-    """`schema.step_hash` of every text (sha256 has no polars kernel: hashlib, without a call per row)."""
-    sha = hashlib.sha256
-    return pl.Series("_hashes", [sha(x.encode()).hexdigest()[:16] for x in texts.to_list()], dtype=pl.String)
 
 
 def _rlvr_exprs(templates: Templates) -> tuple[pl.Expr | None, pl.Expr | None]:

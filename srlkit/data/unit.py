@@ -81,6 +81,7 @@ class UnitProcessor:
         # batch mode: rows wait for finish(), where the unit's numbered texts are segmented at once
         # in polars (`vector.py`); the rows that need Python still go through `_row`, in source order
         self.batch = self.fast and rewriter is None and cfg.steps in ("auto", "numbered")
+        self.rlvr_fast = self.batch and can_render_rlvr(templates)  # decided rows' RLVR rows in polars
         self.pending: list[tuple[int, dict | Reject, int]] = []  # (source row, record, its size in chars)
         self.pending_chars = 0
         self.rlvr_seq: dict[str, list[int]] = {s: [] for s in SPLITS}  # batch: row-wise RLVR rows' order
@@ -213,7 +214,6 @@ class UnitProcessor:
             pl.Series([fields[j].solution for j in texts], dtype=pl.String), min_chars=cfg.min_step_chars,
             max_chars=cfg.max_step_chars, min_steps=cfg.min_trajectory_steps, max_steps=cfg.max_trajectory_steps)
         which = dict(zip(texts, range(len(texts))))
-        rlvr_fast = can_render_rlvr(self.templates)
         ok = decided.ok.to_list()
         took: dict[str, list] = {"_r": [], "_seq": [], "trajectory_id": [], "source_row": [], "problem": [],
                                  "answer": [], "split": []}
@@ -230,11 +230,12 @@ class UnitProcessor:
             tid, split, seq = accepted
             for c, v in zip(took, (r, seq, tid, i, f.problem, f.answer, split)):
                 took[c].append(v)
-            self._rlvr(i, tid, split, seq, f.problem, f.answer, f.no_answer, later=rlvr_fast)
+            self._rlvr(i, tid, split, seq, f.problem, f.answer, f.no_answer, later=self.rlvr_fast)
         if not took["_r"]:
             return
         traj = pl.DataFrame(took, schema_overrides={"_r": pl.UInt32}).with_columns(strategy=pl.lit("numbered"))
-        rlvr = rlvr_frame(traj.filter(pl.col("answer").is_not_null() & (pl.col("answer") != "")), self.templates)
+        with_answer = traj.filter(pl.col("answer").is_not_null() & (pl.col("answer") != ""))
+        rlvr = rlvr_frame(with_answer, self.templates) if self.rlvr_fast else None
         steps = decided.steps.join(traj.select("_r", "_seq", "split"), on="_r", how="inner", maintain_order="left")
         stats.add_block(self.stats, steps.get_column("_seq"), steps.get_column("body").str.len_chars(), "numbered",
                         preamble=int(decided.preamble.gather(traj.get_column("_r")).sum()))

@@ -39,8 +39,8 @@ class Decided:
 def numbered_limits(texts: pl.Series, *, min_chars: int, max_chars: int, min_steps: int,
                     max_steps: int) -> Decided:
     """What `apply_limits(numbered(text), ...)` gives, for the texts whose result is simple."""
-    n = texts.len()
-    lines = (pl.DataFrame({"text": texts.cast(pl.String)}).with_row_index("_r")
+    n, texts = texts.len(), texts.cast(pl.String)
+    lines = (pl.DataFrame({"text": texts}).with_row_index("_r")
              .select("_r", line=pl.col("text").str.split("\n")).explode("line"))
     g = lines.get_column("line").str.extract_groups(MARK)
     mark = g.struct.field("m").is_not_null()
@@ -59,7 +59,7 @@ def numbered_limits(texts: pl.Series, *, min_chars: int, max_chars: int, min_ste
         bad=(pl.col("mark") & ~((pl.col("num") == pl.col("s")).fill_null(False) & pl.col("plain"))).any(),
         inds=pl.col("ind").filter(pl.col("mark")).n_unique(),
     )
-    unsafe = texts.cast(pl.String).str.contains(UNSAFE).fill_null(True)
+    unsafe = texts.str.contains(UNSAFE).fill_null(True)
     simple = (rows.get_column("marks") >= 2) & ~rows.get_column("bad") & (rows.get_column("inds") == 1) & ~unsafe
 
     keep = lines.filter(pl.col("_r").is_in(rows.get_column("_r").filter(simple).implode())
