@@ -28,6 +28,20 @@ def phase_steps(pc: PhaseConfig, n_prompts: int) -> int:
     return max(1, math.ceil(pc.epochs * n_prompts / pc.prompts_per_step))
 
 
+def seed_key(curriculum: list[str], index: int) -> str:
+    """The key a phase's data order and sampling seeds derive from: its name, and for a name
+    that repeats, its occurrence (`srl`, `srl#2`). It does not depend on the phases before
+    it, so the `rlvr` phase of `srl,rlvr` draws exactly what a separate `rlvr` run started
+    from the SRL weights draws (same run seed): a curriculum equals its phases run in turn.
+
+    >>> seed_key(["srl", "rlvr"], 1), seed_key(["rlvr"], 0), seed_key(["srl", "rlvr", "srl"], 2)
+    ('rlvr', 'rlvr', 'srl#2')
+    """
+    name = curriculum[index]
+    k = list(curriculum[:index]).count(name)
+    return name if k == 0 else f"{name}#{k + 1}"
+
+
 def phase_dir(run: Path, name: str) -> Path:
     return Path(run) / name
 

@@ -255,9 +255,10 @@ class Trainer:
 
     def _phase(self, index: int, name: str) -> None:
         cfg, pc = self.cfg, self.cfg.phases[name]
-        pkey = f"{index}:{name}"
+        pkey = f"{index}:{name}"  # the phase's bookkeeping key (its position in the curriculum)
+        skey = curriculum.seed_key(cfg.curriculum, index)  # its seeds: independent of the phases before
         table = PromptTable(read_rows(self.data_dir, pc.table, "train"), self.tok,
-                            seed=derive_seed(cfg.seed, pkey, "data"), max_prompt_tokens=cfg.rollout.max_prompt_tokens,
+                            seed=derive_seed(cfg.seed, skey, "data"), max_prompt_tokens=cfg.rollout.max_prompt_tokens,
                             style=pc.prompt_style).shard(self.rank, self.world)
         lpc = pc.model_copy(update={"prompts_per_step": pc.prompts_per_step // self.world})  # this rank's share
         val_rows = read_rows(self.data_dir, pc.table, "validation")[: pc.val_prompts]
@@ -293,7 +294,7 @@ class Trainer:
                 roll = sft_rollouts(tokenizer=self.tok, table=table, phase=lpc, rollout=cfg.rollout,
                                     pad_id=self.tok.pad_token_id)
             else:
-                roll = rl_rollouts(engine=self._engine(), scorer=scorer, table=table, phase_name=pkey, phase=lpc,
+                roll = rl_rollouts(engine=self._engine(), scorer=scorer, table=table, phase_name=skey, phase=lpc,
                                    rollout=cfg.rollout, loss=cfg.loss, seed=self.seed, step=step + 1,
                                    pad_id=self.tok.pad_token_id, draw=len(empty_run))
             t1 = time.perf_counter()
