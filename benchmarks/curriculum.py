@@ -1,4 +1,4 @@
-"""The curriculum comparison: base / SFT / RLVR / SRL / SRL→RLVR from one base model, resumable.
+"""The curriculum comparison: base / SFT / RLVR / SRL / SRL→RLVR / SFT→RLVR from one base model.
 
 Every arm starts from the same base model and trains on the same decomposed data with the
 same settings (the recipe's `[train]` table) and the same budget of optimizer steps, split
@@ -6,15 +6,20 @@ evenly by the two-phase arms; every GRPO step uses the same rollouts (prompts x 
 arm is then scored on the same held-out problems: greedy accuracy and avg@k with 95%
 bootstrap CIs. The table also gives, per arm, the optimizer updates made and the
 dynamic-sampling filter rate: the mechanism the paper claims (RLVR starves when every
-answer is wrong, SRL still gets step credit).
+answer is wrong, SRL still gets step credit). Each two-phase arm is compared with its first
+phase's one-phase arm at the same budget (SRL→RLVR against SRL) with a paired bootstrap CI on
+the same problems, and every phase's learning curve is plotted: whole-solution greedy
+accuracy on the validation problems every `--eval-every` steps.
 
 Task: `gym:chain_sum` (multi-step integer arithmetic with expert steps, see
 `srlkit/data/gym.py`); held-out questions come from a disjoint seed range.
 
 Resumable: a killed comparison picks up where it stopped (finished arms and their evals
-are kept; an arm killed mid-training resumes from its last checkpoint).
+are kept; an arm killed mid-training resumes from its last checkpoint). A result to publish is
+one uninterrupted command at one commit: `stats.json` records the commit, whether the tree was
+clean, and whether any arm resumed.
 
-    python benchmarks/curriculum.py --steps 60 --eval-size 500 --k 4          # the recorded run
+    python benchmarks/curriculum.py --steps 60 --eval-size 500 --k 4 --eval-every 5   # the recorded run
     python benchmarks/curriculum.py --steps 2 --eval-size 8 --k 0 --train-size 40   # smoke
     python benchmarks/curriculum.py --set train.rollout.temperature=0.8 --out runs/bench-t08
 """
@@ -61,11 +66,12 @@ def arm_config(train_cfg, arm: str, args, data: Path, out: Path):
     t.report_to = ["jsonl"]
     t.allow_idle_phases = True  # an arm that starves is a result to report, not a crash
     t.resume = (out / "checkpoints").is_dir()
+    t.seed = args.seed if args.train_seed is None else args.train_seed
     for name, steps in zip(phases, split_steps(args.steps, phases)):
         p = t.phases[name]
         p.steps = steps
         p.save_every = max(1, min(args.save_every, steps)) if args.save_every else 0
-        p.eval_every = 0
+        p.eval_every = args.eval_every
     return t
 
 
@@ -85,6 +91,90 @@ def arm_stats(run: Path) -> dict:
             "filter_rate": {k: v.get("filter_rate", 0.0) for k, v in ph.items() if v.get("kind") != "sft"} or None,
             "prompts": sum(v.get("prompts_consumed", 0) for v in ph.values()),
             "train_s": sum(v.get("wall_s", 0.0) for v in ph.values())}
+
+
+def git_state() -> dict:
+    """The commit the comparison ran at, and whether the tree had uncommitted changes."""
+    import subprocess
+
+    def git(*a: str) -> str:
+        try:
+            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": git("rev-parse", "HEAD") or "unknown",
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def paired(out: Path, first: str, second: str, n_boot: int = 1000, seed: int = 0) -> dict | None:
+    """`second` against `first` on the same held-out problems: greedy accuracy change and its
+    paired 95% bootstrap CI (from the two evals' per-problem samples)."""
+    from srlkit.eval.metrics import paired_bootstrap_ci
+
+    def greedy(arm: str) -> dict[str, float]:
+        f = out / "eval" / f"{arm}.full.samples.jsonl"
+        if not f.is_file():
+            return {}
+        rows = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+        return {str(r["id"]): float(bool(r["greedy_correct"])) for r in rows}
+
+    a, b = greedy(first), greedy(second)
+    ids = sorted(set(a) & set(b))
+    if not ids:
+        return None
+    xa, xb = [a[i] for i in ids], [b[i] for i in ids]
+    lo, hi = paired_bootstrap_ci(xa, xb, n_boot=n_boot, seed=seed)
+    return {"first": first, "second": second, "n": len(ids), "delta": (sum(xb) - sum(xa)) / len(ids),
+            "ci": [lo, hi]}
+
+
+def paired_lines(pairs: list[dict]) -> str:
+    out = []
+    for p in pairs:
+        lo, hi, d = (100 * x for x in (*p["ci"], p["delta"]))
+        verdict = "better" if lo > 0 else "worse" if hi < 0 else "no difference shown (the CI includes 0)"
+        out.append(f"- {p['second']} vs {p['first']}: {d:+.1f} points [{lo:+.1f}, {hi:+.1f}] "
+                   f"(paired 95% CI, n={p['n']}): {verdict}")
+    return "\n".join(out)
+
+
+def plot_curves(out: Path, arms: list[str], path: Path, key: str = "val/solve_accuracy") -> bool:
+    """Validation accuracy against the arm's optimizer step, every phase; phase boundaries dashed."""
+    rows = {}
+    for a in arms:
+        f = out / "runs" / a / "eval.jsonl"
+        if a != "base" and f.is_file():
+            rows[a] = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+    rows = {a: [r for r in rs if key in r] for a, rs in rows.items()}
+    rows = {a: rs for a, rs in rows.items() if rs}
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=110)
+    for a, rs in rows.items():
+        offset, seen, xs, ys = 0, [], [], []
+        for r in rs:
+            if r["phase"] not in seen:
+                if seen:
+                    offset = xs[-1]
+                    ax.axvline(offset, color="grey", lw=0.6, ls="--")
+                seen.append(r["phase"])
+            xs.append(offset + r["step"])
+            ys.append(100 * r[key])
+        ax.plot(xs, ys, marker="o", ms=3, label=a)
+    ax.set_xlabel("optimizer step of the arm (dashed: the next phase starts)")
+    ax.set_ylabel(f"{key} %")
+    ax.set_title("validation whole-solution greedy accuracy during training")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return True
 
 
 def table(results: dict, stats: dict, arms: list[str], args, bench: str) -> str:
@@ -138,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the [train] settings every arm shares")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override KEY=VALUE")
     ap.add_argument("--model", default=None, help="base model (default: the recipe's, else bundled SmolLM2)")
-    ap.add_argument("--arms", default="base,sft,rlvr,srl,srl_rlvr", help=f"comma list of {', '.join(ARMS)}")
+    ap.add_argument("--arms", default="base,sft,rlvr,srl,srl_rlvr,sft_rlvr", help=f"comma list of {', '.join(ARMS)}")
     ap.add_argument("--steps", type=int, default=60, help="optimizer steps per arm (the compute budget)")
     ap.add_argument("--train-size", type=int, default=2000, help="chain_sum training problems")
     ap.add_argument("--eval-size", type=int, default=500, help="held-out problems")
@@ -148,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="a held-out .jsonl (id, problem, answer) instead of generating gym:chain_sum's test split")
     ap.add_argument("--save-every", type=int, default=10,
                     help="checkpoint every N steps, so a killed arm resumes (0: phase ends only)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="data, held-out and (unless --train-seed) training seed")
+    ap.add_argument("--train-seed", type=int, default=None, help="training seed alone (data and held-out fixed)")
+    ap.add_argument("--eval-every", type=int, default=5,
+                    help="validate every N steps of every phase (the learning curves; 0: phase ends only)")
     args = ap.parse_args(argv)
 
     from srlkit.config import DecomposeConfig, EvalConfig, load_recipe
@@ -167,8 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (data / "manifest.json").is_file():  # a rerun (or a copied folder) skips this
         decompose(DecomposeConfig(source=task, seed=args.seed), data, show_progress=False)
     results, stats = {}, {}
+    state = git_state()
+    resumed = []
     for arm in arms:
         run = args.out / "runs" / arm
+        if arm != "base" and (run / "checkpoints").is_dir() and not finished(run):
+            resumed.append(arm)
         if arm != "base" and not finished(run):
             from srlkit.train.run import train
 
@@ -188,12 +285,24 @@ def main(argv: list[str] | None = None) -> int:
         results[arm] = json.loads(cached.read_text())
     name = next(iter(results[arms[0]]))
     md = table(results, stats, arms, args, name)
+    pairs = [p for two, one in (("srl_rlvr", "srl"), ("sft_rlvr", "sft"), ("srl_rlvr", "rlvr"))
+             if two in arms and one in arms for p in [paired(args.out, one, two)] if p]
+    if pairs:
+        md += "\n\n" + paired_lines(pairs)
+    head = f"commit {state['commit'][:12]}{' (uncommitted changes)' if state['dirty'] else ''}"
+    if resumed:
+        head += f"; RESUMED arms: {', '.join(resumed)} (not one uninterrupted command)"
+    md = head + "\n\n" + md
     plot(results, arms, args, name, args.out / "curriculum.png")
+    curves = plot_curves(args.out, arms, args.out / "curves.png")
     (args.out / "table.md").write_text(md + "\n")
-    (args.out / "stats.json").write_text(json.dumps({"stats": stats, "args": vars(args) | {"out": str(args.out),
+    (args.out / "stats.json").write_text(json.dumps({"stats": stats, "paired": pairs, "git": state, "resumed": resumed,
+                                                     "seconds": time.perf_counter() - t0,
+                                                     "args": vars(args) | {"out": str(args.out),
                                                      "recipe": str(args.recipe)}}, indent=1, default=str))
     print(md)
-    print(f"\ntotal {time.perf_counter() - t0:.0f} s; plot {args.out / 'curriculum.png'}")
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s; plots {args.out / 'curriculum.png'}"
+          + (f", {args.out / 'curves.png'}" if curves else ""))
     return 0
 
 

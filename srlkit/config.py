@@ -227,11 +227,24 @@ class PhaseConfig(_Strict):
     lr: float = Field(5e-7, ge=0)
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup_ratio: float = Field(0.0, ge=0, le=1)
+    warmup_steps: int = Field(0, ge=0)  # linear warm-up over this many optimizer steps (overrides warmup_ratio)
+    # KL to a reference, per phase. None: train.loss.kl_beta. The reference: "phase_start",
+    # the weights this phase began with (in `srl,rlvr`, RLVR stays near the SRL result, as a
+    # separate `rlvr` run from the SRL weights would), or "base": the model the run loaded
+    # (with LoRA, the adapter-free model).
+    kl_beta: float | None = Field(None, ge=0)
+    kl_reference: Literal["phase_start", "base"] = "phase_start"
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, ge=0)  # 0: no clipping
     eval_every: int = Field(0, ge=0)  # 0: only at the phase end
     save_every: int = Field(0, ge=0)  # 0: only at the phase end
     val_prompts: int = Field(32, ge=0)  # held-out prompts scored at each evaluation
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> PhaseConfig:
+        if self.warmup_steps and self.warmup_ratio:
+            raise ValueError("set warmup_steps or warmup_ratio, not both")
+        return self
 
 
 DEFAULT_PHASES = ("srl", "rlvr", "sft")

@@ -22,6 +22,7 @@ import hashlib
 import json
 import shutil
 import time
+import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from srlkit.config import Recipe
 from srlkit.errors import ConfigError
 from srlkit.extras import require
 from srlkit.fileio import write_json
+from srlkit.report.chain import phase_label
 
 STAGES = ("decompose", "embed", "train", "eval", "report")
 
@@ -72,11 +74,15 @@ def pipeline_root(recipe: Recipe, out: Path | None = None) -> Path:
 
 
 def eval_models(recipe: Recipe, paths: Paths) -> list[str]:
-    """The recipe's models, else base vs the trained run."""
+    """The recipe's models, else base, the end of each earlier phase, and the trained run (so
+    the eval shows what every phase added on the same held-out problems)."""
     if recipe.eval.models:
         return list(recipe.eval.models)
     base = recipe.train.model.name_or_path or "base"
-    return [f"base={base}", f"trained={paths.train}"]
+    cur = recipe.train.curriculum
+    earlier = [n for n in dict.fromkeys(cur[:-1]) if n != cur[-1]]  # a repeated name keeps one folder
+    return [f"base={base}", *(f"{phase_label(n)}={paths.train / n / 'final'}" for n in earlier),
+            f"trained={paths.train}"]
 
 
 def stage_configs(recipe: Recipe, paths: Paths) -> dict[str, dict[str, Any]]:
@@ -289,4 +295,19 @@ def headline(paths: Paths) -> list[str]:
                              f"[{100 * b['greedy_ci'][0]:.1f}, {100 * b['greedy_ci'][1]:.1f}] -> trained "
                              f"{100 * t['greedy_acc']:.1f}% [{100 * t['greedy_ci'][0]:.1f}, "
                              f"{100 * t['greedy_ci'][1]:.1f}]: {verdict}")
+        lines += chain_lines(paths, res)
     return lines
+
+
+def chain_lines(paths: Paths, results: dict[str, Any]) -> list[str]:
+    """The last phase against the end of the one before it, on the same held-out problems."""
+    from srlkit.report.chain import gain_line, phase_gain
+
+    cfg = paths.train / "config.toml"
+    if not cfg.is_file():
+        return []
+    cur = tomllib.loads(cfg.read_text(encoding="utf-8")).get("curriculum", [])
+    if len(cur) < 2 or phase_label(cur[-2]) not in results or cur[-2] == cur[-1]:
+        return []
+    before = phase_label(cur[-2])
+    return [f"[chain] {gain_line(g, cur[-2], cur[-1])}" for g in phase_gain(paths.eval, before, "trained")]

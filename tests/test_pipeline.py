@@ -153,14 +153,20 @@ def test_fingerprint_ignores_output_locations(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_pipeline_end_to_end(tmp_path, cli, tiny_model_dir):
-    """The real stages on the tiny model: decompose CHAMP, train 1 SRL step, eval, report."""
+    """The real stages on the tiny model: decompose CHAMP, train 1 SRL + 1 RLVR step, eval the base,
+    the end of SRL and the trained model, report; the last line says what RLVR added over SRL."""
+    from tests.helpers import training as fx
+
+    fx.install()
     pytest.importorskip("srlkit.train.run")
     pytest.importorskip("srlkit.data.decompose")
     root = tmp_path / "root"
     sets = [
         f"train.model.name_or_path={tiny_model_dir}", "embed.enabled=false", "decompose.limit=30",
-        "train.curriculum=srl", "train.phases.srl.steps=1", "train.phases.srl.prompts_per_step=2",
-        "train.phases.srl.val_prompts=2", "train.rollout.num_generations=2", "train.rollout.max_new_tokens=8",
+        "train.curriculum=srl,rlvr", "train.phases.srl.steps=1", "train.phases.srl.prompts_per_step=2",
+        "train.phases.srl.val_prompts=2", "train.phases.rlvr.steps=1", "train.phases.rlvr.prompts_per_step=2",
+        "train.phases.rlvr.val_prompts=2", "train.phases.rlvr.rewards=[{name='test_len'}]",
+        "train.rollout.num_generations=2", "train.rollout.max_new_tokens=8",
         "train.report_to=[\"jsonl\"]", "eval.k=1", "eval.limit=2", "eval.max_new_tokens=8", "eval.bootstrap=20",
     ]
     args = ["run", Path("pipelines/tiny-cpu.toml").resolve(), "--out", root]
@@ -170,6 +176,9 @@ def test_tiny_pipeline_end_to_end(tmp_path, cli, tiny_model_dir):
     assert res.code == 0, res.err
     assert (root / "report" / "report.md").is_file() and (root / "report" / "rewards.png").stat().st_size > 0
     results = json.loads((root / "eval" / "results.json").read_text())
-    assert set(results["results"]) == {"base", "trained"}
+    assert set(results["results"]) == {"base", "srl", "trained"}
+    last = [x for x in (res.out + res.err).splitlines() if x.strip()][-1]
+    assert "[chain] RLVR" in last and "over the end of SRL" in last, last
+    assert "## What each phase added" in (root / "report" / "report.md").read_text()
     res = cli(*args)
     assert res.code == 0 and res.err.count("skipped") == 5

@@ -126,7 +126,8 @@ def cmd(
     config: Path = typer.Option(None, "--config", "-c", help="Recipe TOML (its \\[train] table). Default: pipelines/tiny-cpu.toml."),
     curriculum: str = typer.Option(None, "--curriculum", help="Phases in order, e.g. srl,rlvr: srl, rlvr, sft, or any name with a \\[train.phases.NAME] table."),
     model: str = typer.Option(None, "--model", help="HF model id or folder. Default: the bundled SmolLM2-135M-Instruct."),
-    data: str = typer.Option(None, "--data", help="A `srlkit decompose` folder. Default: the bundled CHAMP data."),
+    data: str = typer.Option(None, "--data", help="A `srlkit decompose` folder. Default: the recipe's dataset (built first into "
+                                                   "runs/<recipe name>/data; for the default recipe, chain sums)."),
     out: str = typer.Option(None, "--out", help="Run folder. Default: runs/<UTC timestamp>."),
     seed: int = typer.Option(None, "--seed", help="Seed for data order, sampling and initialisation."),
     engine: str = typer.Option(None, "--engine", help="Rollout engine: hf or vllm."),
@@ -146,7 +147,8 @@ def cmd(
 
     cfg = resolve_config(config, sets, curriculum=curriculum, model=model, data=data, out=out, seed=seed,
                          engine=engine, lora=lora, max_steps=max_steps, resume=resume)
-    recipe_dir = recipe_data(config, sets, build=False) if cfg.data is None else None
+    recipe = config if config is not None else (DEFAULT_RECIPE if DEFAULT_RECIPE.is_file() else None)
+    recipe_dir = recipe_data(recipe, sets, build=False) if cfg.data is None else None
     if dry_run:
         stdout.print(to_toml(cfg), end="", markup=False, highlight=False, soft_wrap=True)
         if recipe_dir:
@@ -165,8 +167,8 @@ def cmd(
     from srlkit.train.run import default_out, train
 
     if recipe_dir:
-        cfg.data = recipe_data(config, sets, build=True)
-    elif cfg.data is None:  # neither --data nor a recipe dataset: the bundled CHAMP problems
+        cfg.data = recipe_data(recipe, sets, build=True)
+    elif cfg.data is None:  # neither --data nor a recipe dataset (no checkout recipe): the bundled CHAMP problems
         from srlkit.pipeline import bundled_data
         from srlkit.train.dist import launch_main_first
 

@@ -1,6 +1,6 @@
-"""Procedural SFT sources: `gym:chain_sum`, multi-step integer arithmetic with expert steps.
+"""Procedural SFT sources from reasoning-gym, with expert steps and disjoint held-out splits.
 
-A learnable task for small models on a CPU: reasoning-gym's `chain_sum` questions (its own
+`gym:chain_sum`, a learnable task for small models on a CPU: reasoning-gym's `chain_sum` questions (its own
 wording, e.g. "State the final answer to the following arithmetic problem: 21 + 62 - 44 =")
 with a step-by-step expert solution, one step per partial result, and a last step that
 states the answer in the `\\boxed{}` form the math reward checks:
@@ -8,6 +8,12 @@ states the answer in the `\\boxed{}` form the math reward checks:
     21 + 62 = 83
     83 - 44 = 39
     The answer is \\boxed{39}.
+
+`gym:gsm_symbolic`, the paper's regime for a small model: grade-school word problems (GSM8K
+templates with fresh numbers) with reasoning-gym's worked solution (`answer_cot`) as the expert
+trace, one step per line (a numbered block with its bullets is one step), then the same answer
+step. The steps restate quantities in words and compute them; none can be copied from the question,
+and each solution is written in its own template's style, so exact imitation is hard.
 
 Splits come from disjoint seed ranges and are deduplicated against each other by question:
 `test` is generated first (a fixed reserve of `TEST_RESERVE` questions), then `validation`
@@ -31,7 +37,7 @@ from srlkit.errors import DataError
 SPAN = 10_000_000  # seed distance between splits (reasoning-gym seeds item i with seed + i)
 TEST_RESERVE = 5_000  # test questions reserved (and kept out of train/validation)
 SPLIT_OFFSET = {"test": 0, "validation": 1, "train": 2}
-TASKS = ("chain_sum",)
+TASKS = ("chain_sum", "gsm_symbolic")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class GymSpec:
 
     @property
     def name(self) -> str:
+        if self.task != "chain_sum":
+            return f"{self.task}-s{self.seed}"
         return f"{self.task}-t{self.min_terms}{self.max_terms}-d{self.min_digits}{self.max_digits}-s{self.seed}"
 
 
@@ -82,6 +90,8 @@ def parse_spec(spec: str) -> GymSpec:
             if n < 0 or (key != "seed" and n >= SPAN) or (key == "test" and n > TEST_RESERVE):
                 raise DataError(f"gym option {key}={n} is out of range")
             out = replace(out, **{key: n})
+        elif key in ("terms", "digits") and out.task != "chain_sum":
+            raise DataError(f"gym option '{key}' is for gym:chain_sum only")
         elif key == "terms":
             lo, hi = _range(value, key)
             out = replace(out, min_terms=max(2, lo), max_terms=max(2, hi))
@@ -113,9 +123,47 @@ def answer_step(answer: int | str) -> str:
     return f"The answer is \\boxed{{{answer}}}."
 
 
-def _items(spec: GymSpec, split: str, count: int, skip: frozenset[str]) -> list[dict]:
+def cot_steps(cot: str) -> list[str]:
+    """A worked solution's lines as steps: the `#### N` line dropped, a numbered line together
+    with the bullet lines under it as one step, blank lines ignored.
+
+    >>> cot_steps("He has 3*2=6 apples.\\nSo 6+1=7.\\n#### 7")
+    ['He has 3*2=6 apples.', 'So 6+1=7.']
+    >>> cot_steps("1. Start:\\n   \\u2022 a = 2\\n   \\u2022 b = 3\\n2. Sum: 5\\n#### 5")
+    ['1. Start:\\n   \\u2022 a = 2\\n   \\u2022 b = 3', '2. Sum: 5']
+    """
+    steps: list[str] = []
+    for line in cot.splitlines():
+        if not line.strip() or line.lstrip().startswith("####"):
+            continue
+        if steps and line[:1].isspace() and line.strip()[:1] in ("\u2022", "-", "*"):
+            steps[-1] += "\n" + line.rstrip()
+        else:
+            steps.append(line.strip())
+    return steps
+
+
+def _solve(task: str, item: dict) -> tuple[list[str], str]:
+    """The expert steps (without the answer step) and the answer of one generated item."""
+    if task == "chain_sum":
+        steps, result = solve_steps(item["metadata"]["expression"])
+        if str(result) != str(item["answer"]):  # our steps must agree with the generator
+            raise DataError(f"gym:{task}: step arithmetic disagrees with the generator on {item['question']!r}")
+        return steps, str(result)
+    return cot_steps(item["metadata"]["answer_cot"]), str(item["answer"]).strip()
+
+
+def _create(spec: GymSpec, size: int, seed: int):
     import reasoning_gym
 
+    if spec.task == "chain_sum":
+        return reasoning_gym.create_dataset(spec.task, size=size, seed=seed, min_terms=spec.min_terms,
+                                            max_terms=spec.max_terms, min_digits=spec.min_digits,
+                                            max_digits=spec.max_digits)
+    return reasoning_gym.create_dataset(spec.task, size=size, seed=seed)
+
+
+def _items(spec: GymSpec, split: str, count: int, skip: frozenset[str]) -> list[dict]:
     out: list[dict] = []
     seen = set(skip)
     base = spec.seed * 3 * SPAN + SPLIT_OFFSET[split] * SPAN
@@ -125,18 +173,12 @@ def _items(spec: GymSpec, split: str, count: int, skip: frozenset[str]) -> list[
         if start + batch > SPAN:
             raise DataError(f"gym:{spec.task}: cannot find {count} distinct {split} questions; "
                             "widen terms/digits or ask for fewer")
-        ds = reasoning_gym.create_dataset(
-            spec.task, size=batch, seed=base + start, min_terms=spec.min_terms, max_terms=spec.max_terms,
-            min_digits=spec.min_digits, max_digits=spec.max_digits,
-        )
-        for item in ds:
+        for item in _create(spec, batch, base + start):
             q = item["question"]
             if q in seen:
                 continue
             seen.add(q)
-            steps, result = solve_steps(item["metadata"]["expression"])
-            if str(result) != str(item["answer"]):  # our steps must agree with the generator
-                raise DataError(f"gym:{spec.task}: step arithmetic disagrees with the generator on {q!r}")
+            steps, result = _solve(spec.task, item)
             idx = len(out)
             out.append({"id": f"{spec.name}-{split}-{idx:06d}", "problem": q,
                         "solution": steps + [answer_step(result)], "answer": str(result), "split": split})

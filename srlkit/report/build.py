@@ -72,6 +72,29 @@ def _summary_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+def _chain_section(run_dir: Path, val_rows: list[dict[str, Any]], eval_path: Path | None) -> list[str]:
+    """Each phase at its start and end on the same validation problems, and on held-out problems
+    the last phase against the end of the one before it (when the eval scored that phase)."""
+    import tomllib
+
+    from srlkit.report.chain import gain_line, phase_gain, phase_label, validation_table
+
+    table = validation_table(val_rows)
+    cfg = run_dir / "config.toml"
+    cur = tomllib.loads(cfg.read_text(encoding="utf-8")).get("curriculum", []) if cfg.is_file() else []
+    gains: list[str] = []
+    if eval_path and len(cur) >= 2 and cur[-2] != cur[-1]:
+        gains = [gain_line(g, cur[-2], cur[-1]) for g in phase_gain(eval_path, phase_label(cur[-2]), "trained")]
+    if not table and not gains:
+        return []
+    md = ["## What each phase added", ""]
+    if table:
+        md += ["Whole-solution greedy accuracy (`val/solve_accuracy`) on the same validation problems at each "
+               "phase's first and last validation.", "", table, ""]
+    md += [f"- {g}" for g in gains] + ([""] if gains else [])
+    return md
+
+
 def build_report(run_dir: Path, out: Path | None = None, *, eval_path: Path | None = None) -> Path:
     """Write plots and `report.md` to `out` (default `RUN/report/`); returns the report path."""
     run_dir = Path(run_dir)
@@ -123,6 +146,7 @@ def build_report(run_dir: Path, out: Path | None = None, *, eval_path: Path | No
         table = _summary_table(run_s)
         if table:
             md += ["## Phases", "", table, ""]
+    md += _chain_section(run_dir, val_rows, eval_path)
     if metrics:
         n = len(metrics)
         phases = ", ".join(plots.by_phase(metrics))

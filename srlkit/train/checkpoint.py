@@ -72,11 +72,13 @@ def load_trainable(model: Any, tensors: dict[str, torch.Tensor]) -> None:
 
 def save_checkpoint(run: Path, name: str, *, model: Any, optimizer: Any, scheduler: Any,
                     state: dict[str, Any], config_toml: str, keep: int, acc: Any = None,
-                    weights: dict[str, torch.Tensor] | None = None, sharded_optimizer: bool = False) -> Path:
+                    weights: dict[str, torch.Tensor] | None = None, sharded_optimizer: bool = False,
+                    reference: dict[str, torch.Tensor] | None = None) -> Path:
     """Write a checkpoint atomically and prune all but the newest `keep`.
 
     `acc`: the accelerator of a multi-process run (every rank calls this); `weights`: the
-    trainable tensors when the module's own are shards (FSDP: gathered by the caller).
+    trainable tensors when the module's own are shards (FSDP: gathered by the caller);
+    `reference`: the phase-start KL reference (`reference.py`), which resume must restore.
     """
     from safetensors.torch import save_file
 
@@ -96,6 +98,9 @@ def save_checkpoint(run: Path, name: str, *, model: Any, optimizer: Any, schedul
         torch.save(optimizer.state_dict(), tmp / f"optimizer-{dist.rank(acc) if acc is not None else 0}.pt")
     if main:
         save_file(weights if weights is not None else trainable_state(model), str(tmp / "trainable.safetensors"))
+        if reference is not None:
+            save_file({n: t.detach().to("cpu").contiguous() for n, t in reference.items()},
+                      str(tmp / "reference.safetensors"))
         if optimizer is not None and not sharded_optimizer:
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         if scheduler is not None:
@@ -148,6 +153,14 @@ def load_checkpoint(path: Path, *, model: Any) -> dict[str, Any]:
 
     load_trainable(model, load_file(str(path / "trainable.safetensors")))
     return json.loads((path / STATE).read_text())
+
+
+def load_reference(path: Path) -> dict[str, torch.Tensor] | None:
+    """The phase-start KL reference a mid-phase checkpoint saved, or None."""
+    from safetensors.torch import load_file
+
+    f = path / "reference.safetensors"
+    return load_file(str(f)) if f.is_file() else None
 
 
 def check_world_size(path: Path, state: dict[str, Any], world: int) -> None:

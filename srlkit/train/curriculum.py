@@ -21,6 +21,23 @@ def validate(cfg: TrainConfig) -> None:
     check_train(cfg)
 
 
+def kl_beta(cfg: TrainConfig, name: str) -> float:
+    """The phase's KL coefficient: its own `kl_beta`, else the run's `loss.kl_beta`."""
+    beta = cfg.phases[name].kl_beta
+    return cfg.loss.kl_beta if beta is None else beta
+
+
+def base_copy(cfg: TrainConfig) -> bool:
+    """Whether a frozen copy of the loaded weights is needed (full fine-tuning, KL to "base")."""
+    return not cfg.model.lora.enabled and any(
+        kl_beta(cfg, n) > 0 and cfg.phases[n].kl_reference == "base" for n in cfg.curriculum)
+
+
+def kl_copy(cfg: TrainConfig) -> bool:
+    """Whether any phase keeps a second copy of the weights as its KL reference (full fine-tuning)."""
+    return not cfg.model.lora.enabled and any(kl_beta(cfg, n) > 0 for n in cfg.curriculum)
+
+
 def phase_steps(pc: PhaseConfig, n_prompts: int) -> int:
     """Optimizer steps of a phase: `steps`, else `epochs` passes over its prompts."""
     if pc.steps is not None:

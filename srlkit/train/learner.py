@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
+from functools import partial
 from typing import Any
 
 import torch
 
 from srlkit.config import LossConfig, PhaseConfig
-from srlkit.train import dist, packing
+from srlkit.train import dist, packing, reference
 from srlkit.train.batch import RolloutBatch, position_ids
 from srlkit.train.logprobs import token_entropy, token_logprobs
 from srlkit.train.loss import Norm, policy_loss
@@ -72,6 +73,8 @@ class Learner:
         if policy.ref_model is not None:  # the frozen KL reference lives where the policy does
             policy.ref_model.to(self.device)
         self.phase: PhaseConfig | None = None
+        self.kl_beta = loss.kl_beta  # the current phase's (begin_phase)
+        self.ref_snapshot: dict[str, torch.Tensor] | None = None  # kl_reference = "phase_start"
         attn = packing.attention_kind(self.acc.unwrap_model(policy.model))
         self.packing = attn if policy.pack_prompts and attn in packing.MASKED_ATTENTION else None
 
@@ -84,7 +87,8 @@ class Learner:
         return self.policy.model
 
     def begin_phase(self, phase: PhaseConfig, total_steps: int) -> None:
-        """Fresh AdamW moments and a restarted schedule at this phase's LR (weights carry over).
+        """Fresh AdamW moments and a restarted schedule at this phase's LR (weights carry over),
+        and the phase's KL reference (see `reference.py`).
 
         The prepared optimizer is reused: its state is cleared (exactly a new AdamW's), so no
         optimizer per phase is left behind in the accelerator's list.
@@ -94,7 +98,8 @@ class Learner:
         for g in base.param_groups:
             g.update(lr=phase.lr, initial_lr=phase.lr, weight_decay=phase.weight_decay)
         total = max(1, total_steps * phase.mu)
-        self._lr_fn = lr_lambda(phase.lr_schedule, total, int(phase.warmup_ratio * total))
+        warmup = phase.warmup_steps * phase.mu if phase.warmup_steps else int(phase.warmup_ratio * total)
+        self._lr_fn = lr_lambda(phase.lr_schedule, total, warmup)
         sched = getattr(self.scheduler, "scheduler", self.scheduler)
         sched.base_lrs = [phase.lr] * len(base.param_groups)
         sched.last_epoch, sched._step_count = 0, 1  # what a new LambdaLR holds after __init__
@@ -102,6 +107,21 @@ class Learner:
         for g, lr in zip(base.param_groups, sched._last_lr):
             g["lr"] = lr
         self.phase = phase
+        self.kl_beta = phase.kl_beta if phase.kl_beta is not None else self.loss_cfg.kl_beta
+        self.ref_snapshot = None
+        if self.kl_beta > 0 and phase.kl_reference == "phase_start":
+            self.ref_snapshot = reference.snapshot(self.acc.unwrap_model(self.model))
+        elif self.kl_beta > 0 and not self.policy.lora and self.policy.ref_model is None:
+            from srlkit.errors import ConfigError
+
+            raise ConfigError("kl_reference = \"base\" with full fine-tuning needs the base copy made at load "
+                              "(load_policy(..., base_copy=True)); the trainer does this when a phase asks for it")
+
+    def load_reference(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Put back a phase-start snapshot saved in a checkpoint (resume mid-phase)."""
+        if self.ref_snapshot is not None:
+            self.ref_snapshot = {n: t.to(self.ref_snapshot[n].device, self.ref_snapshot[n].dtype)
+                                 for n, t in tensors.items()}
 
     # ------------------------------------------------------------------ forward passes
 
@@ -158,9 +178,12 @@ class Learner:
         the weights do not change before its optimizer step, so its detached logprobs *are*
         pi_old, and no extra forward pass is needed.
         """
-        beta = self.loss_cfg.kl_beta
+        beta = self.kl_beta
         if beta > 0 and batch.ref_logprobs is None:
-            if self.policy.lora:  # the adapter-disabled policy: disable_adapter lives on the peft model
+            if self.ref_snapshot is not None:  # the weights this phase started from, swapped in
+                ref = self.acc.unwrap_model(self.model)
+                batch.ref_logprobs = self.logprobs(batch, ref, partial(reference.swapped, ref, self.ref_snapshot))
+            elif self.policy.lora:  # the adapter-disabled policy: disable_adapter lives on the peft model
                 ref = self.acc.unwrap_model(self.model)
                 batch.ref_logprobs = self.logprobs(batch, ref, self.policy.reference(ref))
             else:
@@ -217,7 +240,7 @@ class Learner:
                         logp, old, mb.advantages, mb.completion_mask,
                         clip_low=self.loss_cfg.clip_low, clip_high=self.loss_cfg.clip_high,
                         aggregation=self.loss_cfg.aggregation, norm=norm,
-                        ref_logp=mb.ref_logprobs, beta=self.loss_cfg.kl_beta,
+                        ref_logp=mb.ref_logprobs, beta=self.kl_beta,
                         behav_logp=mb.behavior_logprobs, tis_cap=self.loss_cfg.tis_cap,
                     )
                     # the backend averages gradients over ranks; the normalisers are global sums

@@ -133,6 +133,7 @@ def estimate(shape: Shape, *, lora_r: int | None, compute_dtype: str, micro_batc
 
 def estimate_for(cfg: Any, shape: Shape, *, world_size: int, backend: str, card_bytes: float | None) -> Estimate:
     """`estimate` for a TrainConfig: the largest micro-batch of its phases."""
+    from srlkit.train import curriculum
     from srlkit.train.model import pick_dtype
 
     dtype = str(pick_dtype(cfg.model.dtype)).replace("torch.", "") if cfg.model.dtype == "auto" else cfg.model.dtype
@@ -143,5 +144,5 @@ def estimate_for(cfg: Any, shape: Shape, *, world_size: int, backend: str, card_
     return estimate(shape, lora_r=cfg.model.lora.r if cfg.model.lora.enabled else None, compute_dtype=dtype,
                     micro_batch=mbs, prompt_len=r.max_prompt_tokens, completion_len=r.max_new_tokens,
                     world_size=world_size, backend=backend, grad_ckpt=cfg.model.gradient_checkpointing,
-                    kl_copy=cfg.loss.kl_beta > 0, vllm_fraction=r.gpu_memory_utilization if r.engine == "vllm" else 0.0,
+                    kl_copy=curriculum.kl_copy(cfg), vllm_fraction=r.gpu_memory_utilization if r.engine == "vllm" else 0.0,
                     card_bytes=card_bytes, sleep=r.sleep_mode, shared_prompts=shared)

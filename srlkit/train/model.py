@@ -75,27 +75,40 @@ def load_tokenizer(path: str, revision: str | None = None) -> Any:
     return tok
 
 
-def load_policy(cfg: ModelConfig, *, kl_beta: float = 0.0, device: str | torch.device = "cpu") -> Policy:
-    """Model + tokenizer from `cfg` (None: the bundled SmolLM2), with LoRA when enabled."""
+def load_policy(cfg: ModelConfig, *, kl_beta: float = 0.0, base_copy: bool | None = None,
+                device: str | torch.device = "cpu") -> Policy:
+    """Model + tokenizer from `cfg` (None: the bundled SmolLM2), with LoRA when enabled.
+
+    `base_copy`: keep a frozen copy of the loaded weights as the KL reference "base" (full
+    fine-tuning only; LoRA disables its adapter instead). None: when `kl_beta` > 0.
+    """
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bar reports progress; keep stderr for errors
     path = resolve_model(cfg.name_or_path)
+    adapter = adapter_base(path)
     try:
         tok = load_tokenizer(path, cfg.revision)
-        model = AutoModelForCausalLM.from_pretrained(path, revision=cfg.revision, dtype=load_dtype(cfg))
+        model = AutoModelForCausalLM.from_pretrained(adapter or path, revision=cfg.revision, dtype=load_dtype(cfg))
     except OSError as e:
         raise SrlkitError(
             f"cannot load model '{path}': {str(e).splitlines()[0]}; pass a local folder with --model "
             "or set HF_HUB_OFFLINE=0 to download"
         ) from None
     model.to(device)
+    if adapter and not cfg.lora.enabled:  # full fine-tuning of base + adapter, merged
+        model = _with_adapter(model, path, trainable=False).merge_and_unload()
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     ref = None
-    if cfg.lora.enabled:
+    if adapter and cfg.lora.enabled:  # continue the adapter (its own r, alpha and targets)
+        model = _with_adapter(model, path, trainable=True)
+        if cfg.gradient_checkpointing:
+            model.enable_input_require_grads()
+        path = adapter
+    elif cfg.lora.enabled:
         from peft import LoraConfig, get_peft_model
 
         lcfg = LoraConfig(
@@ -110,11 +123,37 @@ def load_policy(cfg: ModelConfig, *, kl_beta: float = 0.0, device: str | torch.d
             model = get_peft_model(model, lcfg)
         if cfg.gradient_checkpointing:
             model.enable_input_require_grads()  # checkpointed blocks need a grad-carrying input
-    elif kl_beta > 0:  # inference only: kept in the compute dtype (the learner moves it to its device)
+    elif (kl_beta > 0) if base_copy is None else base_copy:  # inference only: kept in the compute dtype (the learner moves it to its device)
         ref = copy.deepcopy(model).to(pick_dtype(cfg.dtype)).eval()
         ref.requires_grad_(False)
     return Policy(model=model, tokenizer=tok, path=path, lora=cfg.lora.enabled, ref_model=ref,
                   compute_dtype=pick_dtype(cfg.dtype), pack_prompts=cfg.pack_prompts)
+
+
+def adapter_base(path: str) -> str | None:
+    """The base model of a peft adapter folder (`RUN/<phase>/final` of a LoRA run), else None."""
+    import json
+    from pathlib import Path
+
+    cfg = Path(path) / "adapter_config.json"
+    if not cfg.is_file():
+        return None
+    try:
+        base = json.loads(cfg.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError):
+        base = None
+    if not base:
+        raise SrlkitError(f"{cfg} names no base_model_name_or_path; pass the base model with --model "
+                          "and the adapter's folder is not loadable on its own")
+    return str(base)
+
+
+def _with_adapter(model: Any, folder: str, *, trainable: bool) -> Any:
+    from peft import PeftModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return PeftModel.from_pretrained(model, folder, is_trainable=trainable)
 
 
 @contextmanager

@@ -100,6 +100,10 @@ class Trainer:
         self.main = dist.is_main(self.acc)
         self.rank, self.world = dist.rank(self.acc), dist.world_size(self.acc)
         self.seed = dist.rank_seed(cfg.seed, self.acc)  # sampling seeds: distinct per rank
+        starts = [n for n in cfg.curriculum if curriculum.kl_beta(cfg, n) > 0 and cfg.phases[n].kl_reference == "phase_start"]
+        if starts and self._sharded():
+            raise ConfigError(f"phase '{starts[0]}': kl_reference = \"phase_start\" is not supported with FSDP or "
+                              "ZeRO-3 (the snapshot would be a shard); set it to \"base\" or use DDP")
         for name in cfg.curriculum:
             dist.local_quota(cfg.phases[name].prompts_per_step, self.acc, f"train.phases.{name}.prompts_per_step")
         self.run_dir = Path(cfg.out) if cfg.out else default_out()
@@ -123,7 +127,7 @@ class Trainer:
         if self.main:
             (self.run_dir / "config.toml").write_text(self.config_toml, encoding="utf-8")
         seed_everything(cfg.seed)  # the same initialisation (e.g. LoRA) on every rank
-        self.policy = load_policy(cfg.model, kl_beta=cfg.loss.kl_beta)
+        self.policy = load_policy(cfg.model, base_copy=curriculum.base_copy(cfg))
         self.learner = Learner(self.policy, cfg.loss, self.acc)
         if self.seed != cfg.seed:
             seed_everything(self.seed)
@@ -180,7 +184,8 @@ class Trainer:
                            scheduler=None if phase_done else self.learner.scheduler,
                            state=self.state, config_toml=self.config_toml, keep=self.cfg.keep_checkpoints,
                            acc=self.acc, weights=self._full_trainable() if sharded else None,
-                           sharded_optimizer=opt_sharded)
+                           sharded_optimizer=opt_sharded,
+                           reference=None if phase_done else self.learner.ref_snapshot)
         self._write_state()
 
     def _sharded(self) -> bool:
@@ -270,6 +275,9 @@ class Trainer:
         resuming = self.resume_from is not None
         if resuming and self.state["phase_index"] == index and not self.state["phase_done"]:
             checkpoint.load_optim(self.resume_from, self.learner.optimizer, self.learner.scheduler, rank=self.rank)
+            saved_ref = checkpoint.load_reference(self.resume_from)
+            if saved_ref is not None:  # the phase-start KL reference is not the resumed weights
+                self.learner.load_reference(saved_ref)
             table.restore((self.state.get("cursors") or [self.state["cursor"]])[self.rank])
             start = self.state["step"]
         if resuming:
@@ -282,7 +290,7 @@ class Trainer:
         counts = self.state.setdefault("phase_counts", {}).setdefault(
             pkey, {"updates": 0, "draws": 0, "empty_draws": 0, "prompts": 0, "groups": 0, "dropped": 0})
         self.reporter.begin(name, total, start)
-        if pc.eval_every and start == 0 and index == 0:  # the curve's starting point: the base model
+        if pc.eval_every and start == 0:  # the curve's starting point: the weights the phase starts from
             self._validate(name, pc, 0, val, scorer)
         gave_up: str | None = None
         cap = pc.max_new_tokens or cfg.rollout.max_new_tokens

@@ -82,3 +82,30 @@ def test_decompose_reads_it_and_keeps_its_splits(cli, tmp_path):
 
     bench = load_bench("gym:chain_sum?test=20&seed=1")
     assert len(bench) == 20 and not ({b.problem for b in bench} & set(rlvr_train["problem"].to_list()))
+
+
+GSM = "gym:gsm_symbolic?train=40&validation=10&test=20&seed=1"
+
+
+def test_gsm_symbolic_rows_are_worked_solutions_with_disjoint_splits():
+    spec = gym.parse_spec(GSM)
+    s = gym._splits(spec)
+    q = {k: {r["problem"] for r in v} for k, v in s.items()}
+    assert not (q["train"] & q["validation"]) and not (q["train"] & q["test"]) and not (q["validation"] & q["test"])
+    for r in s["train"]:
+        *steps, last = r["solution"]
+        assert last == gym.answer_step(r["answer"]) and steps
+        assert not any(x.startswith("####") for x in steps)
+        assert not any(x in r["problem"] for x in steps)  # no step is copied from the question
+    assert gym.source_rows(spec) == gym.source_rows(gym.parse_spec(GSM))
+    with pytest.raises(DataError, match="chain_sum only"):
+        gym.parse_spec("gym:gsm_symbolic?terms=3-4")
+
+
+def test_decompose_reads_gsm_symbolic(cli, tmp_path):
+    r = cli("decompose", GSM, "--out", tmp_path / "g")
+    assert r.code == 0, r.err
+    import polars as pl
+
+    srl = pl.read_parquet(tmp_path / "g" / "srl" / "train-00000-of-00001.parquet")
+    assert srl.height > 40 and srl["target"].str.contains("boxed").sum() > 0

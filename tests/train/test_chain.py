@@ -1,0 +1,103 @@
+"""A curriculum is its phases run one after the other.
+
+The `rlvr` phase of one `srl,rlvr` run must equal a separate `rlvr` run started from the SRL
+phase's final weights (`--model RUN/srl/final`) with the same run seed: the same weights, the
+same training and validation metrics, bit for bit. What the chain carries over is the weights
+(with LoRA: the adapter itself, which the separate run continues from its folder); it resets
+the optimizer moments and the LR schedule, and each phase's data order and sampling seeds
+derive from its name, not its position (`curriculum.seed_key`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.helpers import training as fx
+
+VOLATILE = {"time", "global_step", "time/generate", "time/reward", "time/update", "time/step", "tokens_per_s",
+            "val/seconds"}
+
+
+def _rows(path: Path, phase: str) -> list[dict]:
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in rows if r.get("phase") == phase]
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    files = sorted(folder.glob("*.safetensors"))
+    assert files, folder
+    out: dict[str, torch.Tensor] = {}
+    for f in files:
+        out.update(load_file(str(f)))
+    return out
+
+
+@pytest.mark.parametrize("lora, extra", [
+    (False, ["--set", "train.loss.kl_beta=0.5"]),  # full fine-tuning, KL to the phase start
+    (True, []),  # the adapter carries over
+], ids=["full-kl", "lora"])
+def test_rlvr_phase_of_chain_equals_rlvr_run_from_srl_weights(cli, tmp_path, tiny_model_dir, tiny_data, lora, extra):
+    fx.install()
+    common = ["--set", f"train.model.lora.enabled={str(lora).lower()}", "--set", "train.phases.rlvr.eval_every=2",
+              *extra]
+    chain, apart = tmp_path / "chain", tmp_path / "apart"
+    r = cli(*fx.tiny_args(tiny_model_dir, tiny_data, chain, "--curriculum", "srl,rlvr", *common))
+    assert r.code == 0, r.err
+    r = cli(*fx.tiny_args(tiny_model_dir, tiny_data, apart, "--curriculum", "rlvr", *common),
+            "--model", str(chain / "srl" / "final"))
+    assert r.code == 0, r.err
+
+    a, b = _weights(chain / "rlvr" / "final"), _weights(apart / "rlvr" / "final")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
+    start = _weights(chain / "srl" / "final")
+    assert any(not torch.equal(a[k], start[k]) for k in a)  # RLVR did move the weights
+    if lora:
+        assert all(".lora_" in k for k in a)  # the adapter itself, continued (not merged into a new base)
+
+    train_a, train_b = _rows(chain / "metrics.jsonl", "rlvr"), _rows(apart / "metrics.jsonl", "rlvr")
+    assert len(train_a) == 3 and train_a == train_b
+    if extra:
+        assert train_a[0]["kl"] == 0.0 and train_a[1]["kl"] > 0  # the reference is the phase's start
+    val_a, val_b = _rows(chain / "eval.jsonl", "rlvr"), _rows(apart / "eval.jsonl", "rlvr")
+    assert [v["step"] for v in val_a] == [0, 2, 3] and val_a == val_b
+    summ_a = json.loads((chain / "summary.json").read_text())["phases"]["rlvr"]
+    summ_b = json.loads((apart / "summary.json").read_text())["phases"]["rlvr"]
+    for k in ("updates", "draws", "filter_rate", "prompts_consumed", "best", "final_val"):
+        assert summ_a[k] == summ_b[k], k
+
+
+class _Abort(Exception):
+    pass
+
+
+def test_resume_mid_phase_keeps_the_phase_start_kl_reference(cli, tmp_path, tiny_model_dir, tiny_data, monkeypatch):
+    """Killed after RLVR's step-2 checkpoint and resumed: the KL reference is still the weights RLVR
+    began with (saved in the checkpoint), not the resumed ones, so the run ends bit-equal."""
+    from srlkit.train import curriculum
+
+    fx.install()
+    common = ["--set", "train.model.lora.enabled=false", "--set", "train.loss.kl_beta=0.5"]
+    ref, out = tmp_path / "ref", tmp_path / "run"
+    assert cli(*fx.tiny_args(tiny_model_dir, tiny_data, ref, "--curriculum", "srl,rlvr", *common)).code == 0
+
+    def hook(phase, step, *, phase_end=False):
+        if phase == "rlvr" and step == 2 and not phase_end:
+            raise _Abort()
+
+    monkeypatch.setattr(curriculum, "kill_hook", hook)
+    with pytest.raises(_Abort):
+        cli(*fx.tiny_args(tiny_model_dir, tiny_data, out, "--curriculum", "srl,rlvr", *common))
+    ckpt = sorted((out / "checkpoints").glob("rlvr-000002"))
+    assert ckpt and (ckpt[0] / "reference.safetensors").is_file()
+    monkeypatch.undo()
+    assert cli(*fx.tiny_args(tiny_model_dir, tiny_data, out, "--curriculum", "srl,rlvr", *common), "--resume").code == 0
+    a, b = _weights(ref / "rlvr" / "final"), _weights(out / "rlvr" / "final")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _rows(ref / "metrics.jsonl", "rlvr") == _rows(out / "metrics.jsonl", "rlvr")
