@@ -159,8 +159,9 @@ def claim(out: Path | str, stage: str, *, reads: Iterable[Path | str] = (), forc
 
 def owned(out: Path, m: dict[str, Any]) -> list[str]:
     """What the stage of manifest `m` owns in `out` (see the module docstring)."""
-    if complete(m):
-        return sorted({*listed(m), MANIFEST})
+    if complete(m):  # its files, the card regenerated from it (datasets before `card`: the dataset card)
+        card = m.get("card", ["README.md", "steps_hist.png"] if "run_key" in m else [])
+        return sorted({*listed(m), *card, MANIFEST})
     return walk(out, skip=m.get("kept", []))
 
 
@@ -191,8 +192,9 @@ def clear(out: Path | str, m: dict[str, Any] | None) -> None:
             pass
 
 
-def begin(out: Path | str, stage: str, *, kept: Iterable[str] = (), **fields: Any) -> None:
-    """Create `out` and mark it as an unfinished output of `stage`."""
+def begin(out: Path | str, stage: str, *, kept: Iterable[str] | None = None, **fields: Any) -> None:
+    """Create `out` and mark it as an unfinished output of `stage`. `kept`: the entries that are
+    not the stage's; by default whatever is in `out` now (called right after `claim`/`clear`)."""
     from srlkit import __version__
 
     out = Path(out)
@@ -200,8 +202,17 @@ def begin(out: Path | str, stage: str, *, kept: Iterable[str] = (), **fields: An
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StageError(f"cannot create {out}: {e.strerror}; give a writable folder") from None
+    kept = [n for n in os.listdir(out) if n != MANIFEST] if kept is None else kept
     write_json(out / MANIFEST, {"stage": stage, "srlkit_version": __version__, "complete": False,
                                 "kept": sorted(kept), "files": {}, **fields})
+
+
+def not_owned(out: Path, m: dict[str, Any]) -> list[str]:
+    """The top-level entries of `out` that the stage of `m` does not own (to keep when it goes on)."""
+    if not complete(m):
+        return list(m.get("kept", []))
+    mine = {r.split("/")[0] for r in owned(out, m)}
+    return sorted(n for n in os.listdir(out) if n not in mine)
 
 
 def finish(out: Path | str, stage: str, rels: Iterable[str], *, known: dict[str, str] | None = None,
@@ -260,6 +271,6 @@ def require(folder: Path | str, stage: str, *, flag: str, select: Callable[[str]
 def identity(m: dict[str, Any]) -> str:
     """A short content id of an output: the sha256 of its files' names and sha256."""
     h = hashlib.sha256()
-    for rel, info in sorted(listed(m).items()):
+    for rel, info in sorted((m.get("files") or {}).items()):  # its own files (not later embeddings)
         h.update(f"{rel}\0{info.get('sha256')}\n".encode())
     return h.hexdigest()[:16]
