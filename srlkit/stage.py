@@ -100,7 +100,7 @@ def walk(folder: Path, skip: Iterable[str] = ()) -> list[str]:
     return sorted(out)
 
 
-def _overlap(a: Path, b: Path) -> bool:
+def overlap(a: Path, b: Path) -> bool:
     a, b = a.resolve(), b.resolve()
     return a == b or a in b.parents or b in a.parents
 
@@ -132,7 +132,7 @@ def claim(out: Path | str, stage: str, *, reads: Iterable[Path | str] = (), forc
     out = Path(out)
     check_path(out, flag)
     for src in reads:
-        if src is not None and Path(src).exists() and _overlap(out, Path(src)):
+        if src is not None and Path(src).exists() and overlap(out, Path(src)):
             raise StageError(f"{flag} {out} and the input {src} overlap (one is inside the other), so srlkit "
                              "would read its own output; write to a folder outside the input")
     if not out.is_dir():
@@ -168,9 +168,13 @@ def owned(out: Path, m: dict[str, Any]) -> list[str]:
 def clear(out: Path | str, m: dict[str, Any] | None) -> None:
     """Delete what `m`'s stage owns in `out`, all or nothing; other files stay."""
     out = Path(out)
-    if m is None or not out.is_dir():
-        return
-    rels = [r for r in owned(out, m) if (out / r).is_file() or (out / r).is_symlink()]
+    if m is not None and out.is_dir():
+        remove(out, owned(out, m))
+
+
+def remove(out: Path, rels: Iterable[str]) -> None:
+    """Delete these files under `out`, all or nothing, then the folders that left empty."""
+    rels = [r for r in rels if (out / r).is_file() or (out / r).is_symlink()]
     trash = out / f".srlkit-old-{os.getpid()}"
     moved: list[str] = []
     try:
