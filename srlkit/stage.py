@@ -45,7 +45,7 @@ def read(folder: Path | str) -> dict[str, Any] | None:
     p = Path(folder) / MANIFEST
     if not p.is_file():
         return None
-    return read_json(p, fix=f"it is srlkit's record of {folder}; restore it, or move the folder away")
+    return read_json(p, fix=f"srlkit reads it as the record of what wrote {folder}: restore it, or use another folder")
 
 
 def stage_of(folder: Path | str) -> str | None:

@@ -246,7 +246,8 @@ def claim_results(out: Path, reads: list[Path]) -> None:
     stage.check_path(out, "--out", folder=False)
     for src in reads:
         if src.exists() and stage.overlap(out, src):
-            raise StageError(f"--out {out} is inside the input {src}; write the results elsewhere")
+            where = "is the input" if out.resolve() == src.resolve() else "overlaps the input"
+            raise StageError(f"--out {out} {where} {src}; write the results elsewhere")
     if out.exists():
         try:
             ours = _is_results(json.loads(out.read_text(encoding="utf-8")))

@@ -187,15 +187,19 @@ def verify(d: Path) -> str | None:
             if sha256_file(d / name) != want:
                 return f"{name} is damaged (sha256 differs from the one written at save)"
         return None
-    try:  # written before checksums: the files must at least load
-        from safetensors import safe_open
+    from safetensors import safe_open
 
+    def weights() -> None:
         with safe_open(str(d / "trainable.safetensors"), framework="pt") as f:
             list(f.keys())
-        for p in sorted(d.glob("*.pt")):
-            torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any failure to load is a damaged checkpoint
-        return f"a file does not load ({type(e).__name__}: {' '.join(str(e).split())[:120]})"
+
+    # written before checksums: each file must at least load
+    for name, load in [("trainable.safetensors", weights)] + [
+            (p.name, lambda p=p: torch.load(p, map_location="cpu", weights_only=False)) for p in sorted(d.glob("*.pt"))]:
+        try:
+            load()
+        except Exception as e:  # noqa: BLE001 - any failure to load is a damaged checkpoint
+            return f"{name} does not load ({type(e).__name__}: {' '.join(str(e).split())[:100]})"
     return None
 
 
