@@ -74,10 +74,14 @@ def complete(m: dict[str, Any]) -> bool:
 
 def listed(m: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every file a manifest lists: its own, plus those of outputs recorded inside it (embeddings)."""
-    files = dict(m.get("files") or {})
-    for rec in (m.get("embeddings") or {}).values():
+    def own(d: Any) -> dict[str, dict[str, Any]]:  # a damaged manifest lists nothing it cannot say
+        return {k: v for k, v in d.items() if isinstance(k, str) and isinstance(v, dict)} if isinstance(d, dict) else {}
+
+    files = own(m.get("files"))
+    recs = m.get("embeddings")
+    for rec in recs.values() if isinstance(recs, dict) else []:
         if isinstance(rec, dict):
-            files.update(rec.get("files") or {})
+            files.update(own(rec.get("files")))
     return files
 
 
@@ -110,7 +114,13 @@ def _few(names: list[str], n: int = 4) -> str:
 
 
 def check_path(out: Path, flag: str, folder: bool = True) -> None:
-    """`out` can become a folder (or file): it is not a file (a folder), no parent is a file."""
+    """`out` can become a folder (or file): it is not a file (a folder), no parent is a file, and
+    its name is text (polars and the Hub cannot write a name with undecodable bytes)."""
+    try:
+        str(out).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(out).encode("utf-8", "backslashreplace").decode()
+        raise StageError(f"{flag} {shown}: the path is not valid UTF-8; give a path with a text name") from None
     if out.exists() and out.is_dir() != folder:
         raise StageError(f"{flag} {out} is a {'file' if folder else 'folder'}; give a "
                          f"{'folder' if folder else 'file'} path")
@@ -142,7 +152,9 @@ def claim(out: Path | str, stage: str, *, reads: Iterable[Path | str] = (), forc
         return None
     have = stage_of(out)
     if have == stage:
-        return read(out) or {"stage": stage, "complete": False, "files": {}}  # written before manifests
+        m = read(out) or {"stage": stage, "complete": False, "files": {}}  # written before manifests
+        _no_clash(out, set(names) & set(not_owned(out, m)), force_flag)
+        return m
     if have is not None:
         raise StageError(f"{flag} {out} holds an `{COMMANDS.get(have, have)}` output; `{COMMANDS[stage]}` "
                          f"writes only into an empty folder or its own earlier output: give another {flag}")
@@ -150,11 +162,16 @@ def claim(out: Path | str, stage: str, *, reads: Iterable[Path | str] = (), forc
         hint = f", or {force_flag} to write beside them (none is replaced)" if force_flag else ""
         raise StageError(f"{flag} {out} is not empty ({_few(entries)}) and is not an `{COMMANDS[stage]}` output; "
                          f"give an empty or new folder{hint}")
-    clash = sorted(set(names) & set(entries))
-    if clash:
-        raise StageError(f"{out / clash[0]} exists and srlkit did not write it; {force_flag} never replaces "
-                         "such files: move it away or give another folder")
+    _no_clash(out, set(names) & set(entries), force_flag)
     return {"stage": stage, "complete": False, "files": {}, "kept": entries}
+
+
+def _no_clash(out: Path, clash: set[str], force_flag: str | None) -> None:
+    """Refuse when the stage would write over an entry it did not write."""
+    if clash:
+        never = f"{force_flag} never replaces such files" if force_flag else "srlkit never replaces such files"
+        raise StageError(f"{out / sorted(clash)[0]} exists and srlkit did not write it; {never}: move it away or "
+                         "give another folder")
 
 
 def owned(out: Path, m: dict[str, Any]) -> list[str]:
@@ -265,6 +282,9 @@ def require(folder: Path | str, stage: str, *, flag: str, select: Callable[[str]
                         "output folder")
     if not complete(m):
         raise DataError(f"{flag} {folder} is an unfinished `{COMMANDS[stage]}` output; {fix}")
+    for key in ("files", *(("splits",) if stage == "decompose" else ())):
+        if not isinstance(m.get(key), dict):
+            raise DataError(f"{flag} {folder}: its manifest.json has no '{key}' table, so what it holds is unknown; {fix}")
     bad = problems(folder, listed(m), select) if verify else []
     if bad:
         raise DataError(f"{flag} {folder}: {bad[0]} since `{COMMANDS[stage]}` wrote it"

@@ -23,6 +23,7 @@ from typing import Any
 
 from srlkit import stage
 from srlkit.errors import CheckpointError, ResumeError, StageError
+from srlkit.fileio import read_json, read_text
 from srlkit.progress import warn
 from srlkit.train import checkpoint
 
@@ -95,6 +96,10 @@ def open_run(cfg: Any, run_dir: Path, world: int, main: bool = True) -> Path | N
     data_id = stage.identity(stage.require(data, "decompose", flag="--data")) if data and data.is_dir() else None
     if not cfg.resume:
         return None
+    for name in ("summary.json", "state.json", "metrics.jsonl", "eval.jsonl"):  # what resume reads back
+        if (run_dir / name).is_file():
+            fix = "restore it, or start a new --out"
+            read_json(run_dir / name, fix=fix) if name.endswith(".json") else read_text(run_dir / name, fix=fix)
     ckpt, skipped = checkpoint.newest_valid(run_dir)
     for name, why in skipped if main else []:
         warn(f"checkpoint {name} skipped: {why}" + (f"; resuming from {ckpt.name}" if ckpt else ""))
@@ -102,11 +107,14 @@ def open_run(cfg: Any, run_dir: Path, world: int, main: bool = True) -> Path | N
         raise CheckpointError(f"--resume: no checkpoint of {run_dir} verifies ({skipped[0][0]}: {skipped[0][1]}); "
                               "restore it, or start a new --out")
     was = ckpt / "config.toml" if ckpt else run_dir / "config.toml"
-    diff = config_diff(_read_toml(was), tomllib.loads(to_toml(cfg))) if was.is_file() else []
+    if not was.is_file():
+        raise ResumeError(f"--resume: {was} is missing, so the settings of the run in {run_dir} are unknown; "
+                          "restore it, or start a new --out")
+    diff = config_diff(_read_toml(was), tomllib.loads(to_toml(cfg)))
     was_data = (old.get("inputs") or {}).get("data") or {}
     if was_data.get("id") and data_id and was_data["id"] != data_id:
         diff.insert(0, f"data: {was_data.get('path')} (content {was_data['id']}) -> {data} (content {data_id})")
-    elif not was_data and was.is_file() and data and not _same_path(_read_toml(was).get("data"), str(data)):
+    elif not was_data and data and not _same_path(_read_toml(was).get("data"), str(data)):
         diff.insert(0, f"data: {_read_toml(was).get('data')!r} -> {str(data)!r}")
     if diff:
         more = f" (+{len(diff) - 4} more)" if len(diff) > 4 else ""

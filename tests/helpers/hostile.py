@@ -16,10 +16,10 @@ def snapshot(*roots: Path) -> dict[Path, bytes]:
     return files
 
 
-def assert_intact(snap: dict[Path, bytes]) -> None:
+def assert_intact(snap: dict[Path, bytes], after: str = "") -> None:
     for p, data in snap.items():
-        assert p.is_file(), f"{p} was deleted"
-        assert p.read_bytes() == data, f"{p} was changed"
+        assert p.is_file(), f"{p} was deleted {after}"
+        assert p.read_bytes() == data, f"{p} was changed {after}"
 
 
 def refused(res, *needles: str, code: int = 2) -> None:
