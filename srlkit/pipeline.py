@@ -274,6 +274,7 @@ def prepare_data(recipe: Recipe, out: Path | None = None, log: Callable[[str], N
     embed stage when a phase uses the embedding reward, run first when their outputs do not
     match the config (`srlkit train --config RECIPE` trains on this)."""
     paths = Paths(pipeline_root(recipe, out))
+    stage.check_path(paths.root, "--out")
     paths.root.mkdir(parents=True, exist_ok=True)
     names = {r.name for n in recipe.train.curriculum for r in recipe.train.phases[n].rewards}
     wanted = {"decompose", "embed"} if "embedding" in names else {"decompose"}
@@ -291,6 +292,7 @@ def run_pipeline(
 ) -> Path:
     """Run the stages that need it; returns the report path."""
     paths = Paths(pipeline_root(recipe, out))
+    stage.check_path(paths.root, "--out")
     paths.root.mkdir(parents=True, exist_ok=True)
     for step in plan(recipe, paths, force):
         _run_step(step, recipe, paths, log)

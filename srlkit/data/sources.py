@@ -99,6 +99,9 @@ def open_source(spec: str | None, *, config_name=None, split="train", revision=N
         g = gym.parse_spec(spec)
         return Source(g.name, "gym", [], license="Apache-2.0 (reasoning-gym, generated)",
                       hub={"gym": spec, "resolved": repr(g)}, max_row_bytes=max_row_bytes)
+    if spec and _has_surrogate(spec):  # the card and the manifest record the source's name: it must be text
+        raise DataError(f"source '{spec.encode('utf-8', 'backslashreplace').decode()}': the path is not valid "
+                        "UTF-8; rename it")
     if spec is None or spec == BUNDLED:
         from srlkit.assets import champ_path
 
@@ -107,6 +110,10 @@ def open_source(spec: str | None, *, config_name=None, split="train", revision=N
     p = Path(spec)
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in SUFFIXES)
+        bad = [f for f in files if _has_surrogate(str(f))]
+        if bad:
+            raise DataError(f"folder '{spec}' holds a file whose name is not valid UTF-8 "
+                            f"({str(bad[0]).encode('utf-8', 'backslashreplace').decode()}); rename it")
         if not files:
             raise DataError(f"folder '{spec}' has no {'/'.join(SUFFIXES)} files")
         return Source(p.name, "local", files, max_row_bytes=max_row_bytes)

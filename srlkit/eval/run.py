@@ -175,7 +175,8 @@ def evaluate(
         raise ConfigError("eval needs k >= 0 and max_new_tokens >= 1")
     refs = [resolve_ref(m, phase=phase, pick=pick) for m in models]
     if out is not None:  # before any generation: a bad --out must not cost the whole eval
-        claim_results(Path(out), reads=[*(Path(r.path) for r in refs), *(Path(b) for b in cfg.bench)])
+        benches_read = [Path(b.split(":", 1)[1] if b.startswith("validation:") else b) for b in cfg.bench]
+        claim_results(Path(out), reads=[*(Path(r.path) for r in refs), *benches_read])
     labels = [r.label for r in refs]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"two models share the label {labels}; name them LABEL=REF")
