@@ -29,7 +29,7 @@ from typing import Any
 
 from srlkit import stage
 from srlkit.config import Recipe
-from srlkit.errors import ConfigError, SrlkitError
+from srlkit.errors import ConfigError, SrlkitError, StageError
 from srlkit.extras import require
 from srlkit.fileio import read_json, write_json
 
@@ -240,6 +240,22 @@ def _clear(name: str, paths: Paths) -> None:
         stage.clear(folder, m)
 
 
+def preflight(steps: list[StagePlan], paths: Paths) -> None:
+    """Before any stage runs (hours before the report does): every folder a stage will write is
+    missing, empty or that stage's own output, with no file srlkit did not write. One line if not."""
+    folders = {"decompose": paths.data, "train": paths.train, "report": paths.report}
+    for step in steps:
+        if step.action == "run" and step.name == "eval" and paths.eval.exists() and _stage_files("eval", paths)[1] is None:
+            raise StageError(f"{paths.eval} exists and is not an `srlkit eval` results file; move it away")
+        if step.action not in ("run", "resume") or step.name not in folders:
+            continue
+        m = stage.claim(folders[step.name], step.name)
+        foreign = stage.not_owned(folders[step.name], m) if m is not None and step.action == "run" else []
+        if foreign:
+            raise StageError(f"{folders[step.name]} holds {', '.join(foreign[:3])}, which srlkit did not write; "
+                                   f"the {step.name} stage would not write beside them: move them away")
+
+
 def _run_step(step: StagePlan, recipe: Recipe, paths: Paths, log: Callable[[str], None]) -> None:
     if step.action in ("skip", "off"):
         log(f"[{step.name}] skipped: {step.reason}")
@@ -278,9 +294,10 @@ def prepare_data(recipe: Recipe, out: Path | None = None, log: Callable[[str], N
     paths.root.mkdir(parents=True, exist_ok=True)
     names = {r.name for n in recipe.train.curriculum for r in recipe.train.phases[n].rewards}
     wanted = {"decompose", "embed"} if "embedding" in names else {"decompose"}
-    for step in plan(recipe, paths):
-        if step.name in wanted:
-            _run_step(step, recipe, paths, log)
+    steps = [step for step in plan(recipe, paths) if step.name in wanted]
+    preflight(steps, paths)
+    for step in steps:
+        _run_step(step, recipe, paths, log)
     return paths.data
 
 
@@ -294,7 +311,9 @@ def run_pipeline(
     paths = Paths(pipeline_root(recipe, out))
     stage.check_path(paths.root, "--out")
     paths.root.mkdir(parents=True, exist_ok=True)
-    for step in plan(recipe, paths, force):
+    steps = plan(recipe, paths, force)
+    preflight(steps, paths)
+    for step in steps:
         _run_step(step, recipe, paths, log)
     for line in headline(paths):
         log(line)

@@ -243,6 +243,23 @@ def test_run_reruns_a_stage_whose_files_changed(cli, tmp_path, monkeypatch):
     assert shard.read_bytes() == good
 
 
+def test_run_refuses_a_root_holding_other_files_before_any_stage(cli, tmp_path, monkeypatch):
+    import srlkit.pipeline as P
+
+    calls = []
+    for name in P.STAGES:
+        monkeypatch.setattr(P, f"stage_{name}", lambda *a, _n=name: calls.append(_n))
+    root = tmp_path / "root"
+    (root / "report").mkdir(parents=True)
+    (root / "report" / "notes.md").write_text("mine\n")
+    snap = snapshot(root)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('name = "t"\n[embed]\nenabled = false\n')
+    refused(cli("run", recipe, "--out", root), "root/report", "notes.md")
+    assert calls == [] and not (root / "data").exists()
+    assert_intact(snap)
+
+
 def test_push_uploads_exactly_the_manifests_files(cli, tmp_path):
     out = _decomposed(cli, tmp_path / "ds")
     (out / "notes.md").write_text("private\n")
