@@ -111,8 +111,8 @@ def _stage_files(name: str, paths: Paths) -> tuple[Path, dict[str, Any] | None, 
     folder = {"decompose": paths.data, "embed": paths.data, "train": paths.train, "report": paths.report}[name]
     m = stage.read(folder) if folder.is_dir() else None
     if name == "embed":
-        recs = (m or {}).get("embeddings") or {}
-        return folder, m if recs else None, {r: i for rec in recs.values() for r, i in (rec.get("files") or {}).items()}
+        recs = (m or {}).get("embeddings")
+        return folder, m if recs else None, stage.listed({"embeddings": recs})
     return folder, m, (m or {}).get("files") or {}
 
 

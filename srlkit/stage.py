@@ -72,16 +72,18 @@ def complete(m: dict[str, Any]) -> bool:
     return bool(m.get("complete", True))
 
 
+def _entries(d: Any) -> dict[str, dict[str, Any]]:
+    """A manifest's file table; a damaged one lists nothing it cannot say."""
+    return {k: v for k, v in d.items() if isinstance(k, str) and isinstance(v, dict)} if isinstance(d, dict) else {}
+
+
 def listed(m: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every file a manifest lists: its own, plus those of outputs recorded inside it (embeddings)."""
-    def own(d: Any) -> dict[str, dict[str, Any]]:  # a damaged manifest lists nothing it cannot say
-        return {k: v for k, v in d.items() if isinstance(k, str) and isinstance(v, dict)} if isinstance(d, dict) else {}
-
-    files = own(m.get("files"))
+    files = _entries(m.get("files"))
     recs = m.get("embeddings")
     for rec in recs.values() if isinstance(recs, dict) else []:
         if isinstance(rec, dict):
-            files.update(own(rec.get("files")))
+            files.update(_entries(rec.get("files")))
     return files
 
 
@@ -255,7 +257,7 @@ def finish(out: Path | str, stage: str, rels: Iterable[str], *, known: dict[str,
 def problems(folder: Path, files: dict[str, dict[str, Any]], select: Callable[[str], bool] | None = None) -> list[str]:
     """What no longer matches a manifest's `files`: missing files and changed sha256."""
     out = []
-    for rel, info in sorted(files.items()):
+    for rel, info in sorted(_entries(files).items()):
         if select is not None and not select(rel):
             continue
         p = Path(folder) / rel
@@ -295,6 +297,6 @@ def require(folder: Path | str, stage: str, *, flag: str, select: Callable[[str]
 def identity(m: dict[str, Any]) -> str:
     """A short content id of an output: the sha256 of its files' names and sha256."""
     h = hashlib.sha256()
-    for rel, info in sorted((m.get("files") or {}).items()):  # its own files (not later embeddings)
+    for rel, info in sorted(_entries(m.get("files")).items()):  # its own files (not later embeddings)
         h.update(f"{rel}\0{info.get('sha256')}\n".encode())
     return h.hexdigest()[:16]
