@@ -214,7 +214,7 @@ def plot(results: dict, arms: list[str], args, bench: str, path: Path) -> None:
     ax.set_xticks([i + (width / 2 if args.k else 0) for i in range(len(arms))], arms)
     ax.set_ylabel("held-out accuracy %")
     n = results[arms[0]][bench]["n"]
-    ax.set_title(f"chain_sum, {n} held-out problems, {args.steps} optimizer steps per arm (95% CI)")
+    ax.set_title(f"{args.task}, {n} held-out problems, {args.steps} optimizer steps per arm (95% CI)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="base model (default: the recipe's, else bundled SmolLM2)")
     ap.add_argument("--arms", default="base,sft,rlvr,srl,srl_rlvr,sft_rlvr", help=f"comma list of {', '.join(ARMS)}")
     ap.add_argument("--steps", type=int, default=60, help="optimizer steps per arm (the compute budget)")
-    ap.add_argument("--train-size", type=int, default=2000, help="chain_sum training problems")
+    ap.add_argument("--task", default="chain_sum", help="the gym task: chain_sum or gsm_symbolic (srlkit/data/gym.py)")
+    ap.add_argument("--train-size", type=int, default=2000, help="training problems")
     ap.add_argument("--eval-size", type=int, default=500, help="held-out problems")
     ap.add_argument("--k", type=int, default=4, help="samples per problem for avg@k (0: greedy only)")
     ap.add_argument("--eval-max-new-tokens", type=int, default=96)
@@ -245,7 +246,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from srlkit.config import DecomposeConfig, EvalConfig, load_recipe
-    from srlkit.data.decompose import decompose
     from srlkit.eval.run import evaluate
 
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -254,10 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown arm(s) {bad}; known: {', '.join(ARMS)}")
     recipe = load_recipe(args.recipe, args.overrides)
     t0 = time.perf_counter()
-    task = f"gym:chain_sum?train={args.train_size}&validation=100&seed={args.seed}"
-    bench = str(args.heldout) if args.heldout else f"gym:chain_sum?test={args.eval_size}&seed={args.seed}"
+    task = f"gym:{args.task}?train={args.train_size}&validation=100&seed={args.seed}"
+    bench = str(args.heldout) if args.heldout else f"gym:{args.task}?test={args.eval_size}&seed={args.seed}"
     data = args.out / "data"
     if not (data / "manifest.json").is_file():  # a rerun (or a copied folder) skips this
+        from srlkit.data.decompose import decompose
+
         decompose(DecomposeConfig(source=task, seed=args.seed), data, show_progress=False)
     results, stats = {}, {}
     state = git_state()

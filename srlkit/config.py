@@ -33,7 +33,8 @@ _RESERVED = ("final", "checkpoints", "samples", "tb")  # run-folder entries a ph
 class _Strict(BaseModel):
     """Unknown keys are errors: a typo in a recipe must not be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf / nan pass every `ge=` / `gt=` bound, so no float field accepts them
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- decompose
@@ -387,12 +388,23 @@ class EvalConfig(_Strict):
 
 
 class Recipe(_Strict):
-    name: str = "recipe"
+    name: str = "recipe"  # names the pipeline folder runs/<name>: a plain name
     out: str | None = None  # the pipeline's root folder
     decompose: DecomposeConfig = Field(default_factory=DecomposeConfig)
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not _RECIPE_NAME.fullmatch(v):
+            raise ValueError(f"'{v}' is not a plain name: use letters, digits, '.', '_' and '-', no path "
+                             "separators (it names the folder runs/<name>); set `out` for another place")
+        return v
+
+
+_RECIPE_NAME = re.compile(r"(?![.]+$)[A-Za-z0-9._-]{1,100}")
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -483,10 +495,14 @@ def build(model_cls: type[BaseModel], data: dict[str, Any], where: str = "config
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"recipe '{path}' is a folder; give a TOML recipe file (see pipelines/)")
     if not p.is_file():
         raise ConfigError(f"recipe '{path}' not found; see pipelines/ for examples")
     try:
         return tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"recipe '{path}' is not UTF-8 text; give a TOML recipe file (see pipelines/)") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"recipe '{path}' is not valid TOML: {e}") from None
 

@@ -13,6 +13,19 @@ class DataError(SrlkitError):
     """A missing file, an unknown column, an unreadable source."""
 
 
+class StageError(SrlkitError):
+    """An output folder a stage may not write into, or an input that is not what the stage reads
+    (see `srlkit.stage`: the manifest contract)."""
+
+
+class ResumeError(SrlkitError):
+    """`--resume` that would not continue the same run."""
+
+
+class CheckpointError(SrlkitError):
+    """A checkpoint that is damaged or does not match the run."""
+
+
 def did_you_mean(word: str, options: "list[str] | tuple[str, ...]") -> str:
     """`; did you mean 'x'?` for the closest option, else the options, for one-line errors.
 

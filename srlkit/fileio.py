@@ -49,3 +49,46 @@ def write_json(path: str | Path, obj: Any, *, indent: int | None = 2, sort_keys:
                ensure_ascii: bool = False) -> None:
     """JSON with a trailing newline (sorted keys by default, so equal data gives equal bytes)."""
     write_text(path, json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii) + "\n")
+
+
+def sha256_file(path: str | Path) -> str:
+    """The file's sha256 (hex), read in 4 MiB chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_text(path: str | Path, fix: str = "restore or regenerate it") -> str:
+    """A UTF-8 text file, or a one-line DataError naming it (binary, missing, unreadable)."""
+    from srlkit.errors import DataError
+
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"'{p}' not found; {fix}") from None
+    except IsADirectoryError:
+        raise DataError(f"'{p}' is a folder, not a file; {fix}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"'{p}' is not UTF-8 text (byte {e.start}); {fix}") from None
+    except OSError as e:
+        raise DataError(f"cannot read '{p}': {e.strerror or e}; {fix}") from None
+
+
+def read_json(path: str | Path, fix: str = "restore or regenerate it", kind: type = dict) -> Any:
+    """A JSON file holding a `kind` (dict by default), or a one-line DataError naming it."""
+    from srlkit.errors import DataError
+
+    p = Path(path)
+    text = read_text(p, fix)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"'{p}' is not valid JSON ({e.msg}, line {e.lineno}); {fix}") from None
+    if not isinstance(obj, kind):
+        raise DataError(f"'{p}' holds a JSON {type(obj).__name__}, not a JSON {kind.__name__}; {fix}")
+    return obj

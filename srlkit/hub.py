@@ -14,21 +14,18 @@ from pathlib import Path
 from srlkit.errors import ConfigError, DataError, SrlkitError
 
 _REPO = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
-_SKIP_DIRS = {"_work", ".cache", ".git", "__pycache__", ".ipynb_checkpoints"}
 
 
-def upload_list(folder: Path | str) -> list[str]:
-    """Files to publish, relative and sorted: no temp files, work folders or hidden files."""
+def upload_list(folder: Path | str, repo_type: str = "dataset") -> list[str]:
+    """Exactly what to publish: the files the folder's manifest lists (each checked against its
+    sha256 first), the manifest itself and the card generated from it. Nothing else in the
+    folder (notes, raw data, checkpoints) is ever uploaded."""
+    from srlkit import stage
+
     root = Path(folder)
-    out = []
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root)
-        if not p.is_file() or any(part in _SKIP_DIRS or part.startswith(".") for part in rel.parts):
-            continue
-        if p.name.endswith(".tmp"):
-            continue
-        out.append(rel.as_posix())
-    return out
+    m = stage.require(root, "decompose" if repo_type == "dataset" else "export", flag="push")
+    card = [c for c in m.get("card", ["README.md", "steps_hist.png"]) if (root / c).is_file()]
+    return sorted({*stage.listed(m), stage.MANIFEST, *card})
 
 
 def _check(folder: Path, repo_id: str, repo_type: str) -> None:
@@ -58,7 +55,7 @@ def push_folder(folder: Path | str, repo_id: str, repo_type: str = "dataset", pr
     """
     folder = Path(folder)
     _check(folder, repo_id, repo_type)
-    files = upload_list(folder)
+    files = upload_list(folder, repo_type)
     if not files:
         raise DataError(f"'{folder}' has no files to push")
     if dry_run:

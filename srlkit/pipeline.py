@@ -8,7 +8,8 @@ Layout under the pipeline root (`--out`, else the recipe's `out`, else `runs/<re
     ROOT/report/report.md    plots + tables
     ROOT/.stamps/<stage>.json
 
-A stage is skipped when its outputs exist *and* its stamp holds the same fingerprint: a hash
+A stage is skipped when its stamp holds the same fingerprint *and* its outputs are there and
+match the sha256 their manifest recorded (`srlkit.stage`). The fingerprint is a hash
 of the stage's resolved config plus the fingerprints upstream, so a changed decompose
 setting reruns everything after it. Output paths are left out of the hash, so a moved
 folder stays valid. Once a stage runs, every stage after it runs too (its inputs are new).
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 import tomllib
 from collections.abc import Callable, Iterable
@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from srlkit import stage
 from srlkit.config import Recipe
-from srlkit.errors import ConfigError
+from srlkit.errors import ConfigError, SrlkitError, StageError
 from srlkit.extras import require
-from srlkit.fileio import write_json
+from srlkit.fileio import read_json, write_json
 from srlkit.report.chain import phase_label
 
 STAGES = ("decompose", "embed", "train", "eval", "report")
@@ -106,17 +107,37 @@ def fingerprint(stage: str, config: dict[str, Any], upstream: str) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def outputs_exist(stage: str, paths: Paths, recipe: Recipe) -> bool:
-    if stage == "decompose":
-        return (paths.data / "manifest.json").is_file()
-    if stage == "embed":
-        e = paths.data / "embeddings"
-        return e.is_dir() and any(e.iterdir())
-    if stage == "train":
-        return (paths.train / "final").is_dir()
-    if stage == "eval":
-        return paths.eval.is_file()
-    return (paths.report / "report.md").is_file()
+def _stage_files(name: str, paths: Paths) -> tuple[Path, dict[str, Any] | None, dict[str, Any]]:
+    """(folder, its manifest, the files of stage `name` in it) under the pipeline layout. For
+    eval the manifest is the results JSON itself; for embed, the dataset's embeddings records."""
+    if name == "eval":
+        m = read_json(paths.eval) if paths.eval.is_file() else None
+        ours = isinstance(m, dict) and (m.get("stage") == "eval" or {"config", "results"} <= set(m))
+        return paths.eval.parent, m if ours else None, (m or {}).get("files") or {}
+    folder = {"decompose": paths.data, "embed": paths.data, "train": paths.train, "report": paths.report}[name]
+    m = stage.read(folder) if folder.is_dir() else None
+    if name == "embed":
+        recs = (m or {}).get("embeddings")
+        return folder, m if recs else None, stage.listed({"embeddings": recs})
+    return folder, m, (m or {}).get("files") or {}
+
+
+def outputs_problem(name: str, paths: Paths) -> str | None:
+    """None when stage `name`'s outputs are there and match the sha256 its manifest recorded;
+    else what is wrong (so `srlkit run` reruns a stage whose files changed, not only its config)."""
+    try:
+        folder, m, files = _stage_files(name, paths)
+        if m is None and name == "train" and stage.stage_of(folder) == "train":  # a run from before manifests
+            return None if (folder / "final").is_dir() else "no finished outputs"
+        if m is None or (name != "eval" and stage.stage_of(folder) != {"embed": "decompose"}.get(name, name)):
+            return "no outputs yet"
+        if not stage.complete(m):
+            return "no finished outputs"
+        skip = (lambda r: not r.startswith("checkpoints/")) if name == "train" else None  # checked on resume
+        bad = stage.problems(folder, files, skip)  # outputs from before manifests list none: nothing to check
+    except SrlkitError as e:
+        return str(e)
+    return f"{bad[0]}{f' (+{len(bad) - 1} more)' if len(bad) > 1 else ''}" if bad else None
 
 
 def _read_stamp(p: Path) -> str | None:
@@ -144,13 +165,16 @@ def plan(recipe: Recipe, paths: Paths, force: Iterable[str] = ()) -> list[StageP
         if name == "embed" and not recipe.embed.enabled:
             out.append(StagePlan(name, fp, "off", "embed.enabled = false"))
             continue
-        done = _read_stamp(paths.stamp(name)) == fp and outputs_exist(name, paths, recipe)
+        stamped = _read_stamp(paths.stamp(name)) == fp
+        problem = outputs_problem(name, paths) if stamped else None
         if name in force:
             action, reason = "run", "forced"
         elif dirty:
             action, reason = "run", "an upstream stage reran"
-        elif done:
+        elif stamped and problem is None:
             action, reason = "skip", "outputs match the config"
+        elif stamped and problem not in ("no outputs yet", "no finished outputs"):
+            action, reason = "run", f"its outputs changed since it ran: {problem}"
         elif name == "train" and _read_stamp(paths.stamp(name, "started")) == fp:
             action, reason = "resume", "interrupted with the same config"
         elif _read_stamp(paths.stamp(name)) not in (None, fp):
@@ -184,6 +208,7 @@ def stage_train(recipe: Recipe, paths: Paths, resume: bool) -> None:
     require("train", "the train stage")
     from srlkit.train.run import train
 
+    resume = resume and stage.stage_of(paths.train) == "train"  # killed before it wrote anything: start
     train(recipe.train.model_copy(update={"data": str(paths.data), "out": str(paths.train), "resume": resume}))
 
 
@@ -205,12 +230,36 @@ def stage_report(recipe: Recipe, paths: Paths, resume: bool) -> None:
     build_report(paths.train, paths.report, eval_path=paths.eval if paths.eval.is_file() else None)
 
 
-def _clear(stage: str, paths: Paths) -> None:
-    """Remove a stage's stale outputs so a rerun never mixes old and new files."""
-    target = {"decompose": paths.data, "embed": paths.data / "embeddings", "train": paths.train,
-              "eval": paths.eval.parent, "report": paths.report}[stage]
-    if target.is_dir():
-        shutil.rmtree(target)
+def _clear(name: str, paths: Paths) -> None:
+    """Remove a stage's stale outputs so a rerun never mixes old and new files: only the files its
+    manifest lists (`srlkit.stage`); anything else stays, and the stage then refuses the folder."""
+    folder, m, files = _stage_files(name, paths)
+    if m is None:
+        return
+    if name == "eval":
+        stage.remove(folder, [paths.eval.name, *files])
+    elif name == "embed":  # the vectors; the dataset's manifest then no longer records them
+        stage.remove(folder, files)
+        m.pop("embeddings", None)
+        write_json(folder / stage.MANIFEST, m)
+    else:
+        stage.clear(folder, m)
+
+
+def preflight(steps: list[StagePlan], paths: Paths) -> None:
+    """Before any stage runs (hours before the report does): every folder a stage will write is
+    missing, empty or that stage's own output, with no file srlkit did not write. One line if not."""
+    folders = {"decompose": paths.data, "train": paths.train, "report": paths.report}
+    for step in steps:
+        if step.action == "run" and step.name == "eval" and paths.eval.exists() and _stage_files("eval", paths)[1] is None:
+            raise StageError(f"{paths.eval} exists and is not an `srlkit eval` results file; move it away")
+        if step.action not in ("run", "resume") or step.name not in folders:
+            continue
+        m = stage.claim(folders[step.name], step.name)
+        foreign = stage.not_owned(folders[step.name], m) if m is not None and step.action == "run" else []
+        if foreign:
+            raise StageError(f"{folders[step.name]} holds {', '.join(foreign[:3])}, which srlkit did not write; "
+                                   f"the {step.name} stage would not write beside them: move them away")
 
 
 def _run_step(step: StagePlan, recipe: Recipe, paths: Paths, log: Callable[[str], None]) -> None:
@@ -247,12 +296,14 @@ def prepare_data(recipe: Recipe, out: Path | None = None, log: Callable[[str], N
     embed stage when a phase uses the embedding reward, run first when their outputs do not
     match the config (`srlkit train --config RECIPE` trains on this)."""
     paths = Paths(pipeline_root(recipe, out))
+    stage.check_path(paths.root, "--out")
     paths.root.mkdir(parents=True, exist_ok=True)
     names = {r.name for n in recipe.train.curriculum for r in recipe.train.phases[n].rewards}
     wanted = {"decompose", "embed"} if "embedding" in names else {"decompose"}
-    for step in plan(recipe, paths):
-        if step.name in wanted:
-            _run_step(step, recipe, paths, log)
+    steps = [step for step in plan(recipe, paths) if step.name in wanted]
+    preflight(steps, paths)
+    for step in steps:
+        _run_step(step, recipe, paths, log)
     return paths.data
 
 
@@ -264,8 +315,11 @@ def run_pipeline(
 ) -> Path:
     """Run the stages that need it; returns the report path."""
     paths = Paths(pipeline_root(recipe, out))
+    stage.check_path(paths.root, "--out")
     paths.root.mkdir(parents=True, exist_ok=True)
-    for step in plan(recipe, paths, force):
+    steps = plan(recipe, paths, force)
+    preflight(steps, paths)
+    for step in steps:
         _run_step(step, recipe, paths, log)
     for line in headline(paths):
         log(line)

@@ -14,6 +14,11 @@ console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 
+def warn(msg: str) -> None:
+    """One warning line on stderr (plain text: paths may hold brackets)."""
+    console.print(f"warning: {msg}", markup=False, soft_wrap=True)
+
+
 def progress(disable: bool | None = None):
     """A rich progress bar that stays quiet when stderr is not a terminal (CI logs)."""
     from rich.progress import (

@@ -8,7 +8,8 @@ A decomposed dataset folder (`srlkit decompose --out DIR`) holds:
       rlvr/train-00000-of-00001.parquet ...     RLVR_COLUMNS, one row per problem with a verified answer
       rlvr/validation-00000-of-00001.parquet
       rejects.parquet                            REJECT_COLUMNS, one row per rejected source row (or RLVR-only reject)
-      manifest.json                              counts, config, fingerprint, version, shard checksums
+      manifest.json                              stage, counts, config, fingerprint, version, shard checksums
+                                                 (every srlkit output folder has one: `srlkit.stage`)
       README.md                                  dataset card (YAML `configs:` for datasets.load_dataset)
       embeddings/<model-slug>/*.parquet          EMBED_COLUMNS (written by `srlkit embed`)
 
@@ -100,6 +101,8 @@ def shard_name(split: str, index: int, total: int) -> str:
 # --------------------------------------------------------------------------- run folders
 # A training run folder (`srlkit train --out RUN`):
 #
+#   RUN/manifest.json               stage "train", config, inputs (data path + content id); "complete":
+#                                   false while it runs, then every file with its sha256
 #   RUN/config.toml                 the resolved TrainConfig
 #   RUN/state.json                  {"phase", "phase_index", "step", "done": [phases], "finished": bool}
 #   RUN/metrics.jsonl               one JSON object per optimizer step, keys in METRIC_KEYS, plus
@@ -108,7 +111,8 @@ def shard_name(split: str, index: int, total: int) -> str:
 #   RUN/samples/<phase>-<step:06d>.jsonl   a few completions with their rewards
 #   RUN/tb/                         TensorBoard events
 #   RUN/checkpoints/<phase>-<step:06d>/    trainer state for --resume (weights/adapter, optimizer,
-#                                   scheduler, RNG, data cursor, phase+step, config)
+#                                   scheduler, RNG, data cursor, phase+step, config; checksums.json:
+#                                   the sha256 of each, written last and checked on resume)
 #   RUN/<phase>/best/, RUN/<phase>/final/  HF-format models (adapter folders when LoRA)
 #   RUN/final/                      the curriculum's last model, merged, loads with transformers alone
 #   RUN/final/adapter/              (LoRA) the adapter alone, loads with peft

@@ -25,7 +25,10 @@ k = 2
 
 @pytest.fixture
 def stubbed(monkeypatch):
-    """Replace each stage by a stub that writes the stage's outputs and records the call."""
+    """Replace each stage by a stub that writes the stage's outputs, with their manifests, and
+    records the call."""
+    from srlkit import stage as S
+
     calls: list[tuple[str, bool]] = []
 
     def make(name):
@@ -33,18 +36,25 @@ def stubbed(monkeypatch):
             calls.append((name, resume))
             if name == "decompose":
                 paths.data.mkdir(parents=True, exist_ok=True)
-                (paths.data / "manifest.json").write_text(json.dumps({"val_size": recipe.decompose.val_size}))
+                (paths.data / "srl.parquet").write_text(f"val_size {recipe.decompose.val_size}")
+                S.finish(paths.data, "decompose", ["srl.parquet"])
             elif name == "embed":
                 (paths.data / "embeddings" / "m").mkdir(parents=True, exist_ok=True)
                 (paths.data / "embeddings" / "m" / "x.parquet").write_text("x")
+                m = S.read(paths.data)
+                m["embeddings"] = {"m": {"files": {"embeddings/m/x.parquet": S.file_info(paths.data / "embeddings/m/x.parquet")}}}
+                (paths.data / "manifest.json").write_text(json.dumps(m))
             elif name == "train":
                 (paths.train / "final").mkdir(parents=True, exist_ok=True)
+                (paths.train / "final" / "model.safetensors").write_text("w")
+                S.finish(paths.train, "train", ["final/model.safetensors"])
             elif name == "eval":
                 paths.eval.parent.mkdir(parents=True, exist_ok=True)
-                paths.eval.write_text("{}")
+                paths.eval.write_text(json.dumps({"stage": "eval", "config": {}, "results": {}, "files": {}}))
             else:
                 paths.report.mkdir(parents=True, exist_ok=True)
                 (paths.report / "report.md").write_text("# r")
+                S.finish(paths.report, "report", ["report.md"])
         return stage
 
     for name in P.STAGES:

@@ -31,10 +31,6 @@ from srlkit.cli import report as _report  # noqa: E402,F401
 from srlkit.cli import push as _push  # noqa: E402,F401
 
 
-def _one_line(msg: str) -> str:
-    return " ".join(str(msg).split())
-
-
 def _click_module():
     """The click that typer raises: recent typer vendors its own copy as `typer._click`."""
     try:
@@ -45,8 +41,8 @@ def _click_module():
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: runs the app and turns expected failures into one-line errors."""
-    from srlkit.errors import SrlkitError
+    """Entry point: runs the app; every failure becomes one line (see `srlkit.cli._errors`)."""
+    from srlkit.cli._errors import debug, describe, one_line
 
     exc = _click_module()
     echo = typer.echo
@@ -59,17 +55,20 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(0) from None
     except exc.UsageError as e:
         cmd = e.ctx.command_path if e.ctx else "srlkit"
-        echo(f"error: {_one_line(e.format_message())} (see '{cmd} --help')", err=True)
-        raise SystemExit(2) from None
-    except SrlkitError as e:
-        echo(f"error: {_one_line(str(e))}", err=True)
-        raise SystemExit(2) from None
-    except FileNotFoundError as e:
-        echo(f"error: file not found: {e.filename or e} (check the path)", err=True)
+        echo(f"error: {one_line(e.format_message())} (see '{cmd} --help')", err=True)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         echo("interrupted", err=True)
         raise SystemExit(130) from None
+    except exc.ClickException as e:  # click's own non-usage errors (e.g. a file option it opens)
+        echo(f"error: {one_line(e.format_message())}", err=True)
+        raise SystemExit(2) from None
+    except Exception as e:  # the one error boundary
+        if debug():
+            raise
+        msg, code = describe(e)
+        echo(f"error: {msg}", err=True)
+        raise SystemExit(code) from None
     if isinstance(rv, int) and rv:
         raise SystemExit(rv)
     sys.stdout.flush()

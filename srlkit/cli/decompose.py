@@ -47,6 +47,7 @@ def cmd(
     rewrite_endpoint: Optional[str] = typer.Option(None, "--rewrite-endpoint", help="OpenAI-compatible base URL (e.g. http://localhost:8000/v1); else a local model."),
     rewrite_model: Optional[str] = typer.Option(None, "--rewrite-model", help="Model name for the endpoint, or a local path (default: the bundled SmolLM2)."),
     rewrite_engine: Optional[str] = typer.Option(None, "--rewrite-engine", help="Without an endpoint: rewrite in-process with transformers or vllm."),
+    force: bool = typer.Option(False, "--force", help="Write into a folder that holds other files; they are kept, and srlkit never replaces one it did not write."),
 ) -> None:
     """Split expert solutions into steps; write SRL + RLVR parquet shards, rejects, manifest and card.
 
@@ -69,7 +70,7 @@ def cmd(
     cfg = build(DecomposeConfig, fields, where="options")
     target = Path(cfg.out) if cfg.out else default_out(cfg.source)
     command = "srlkit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if _from_console() else None
-    m = decompose(cfg, target, command=command or _rebuild(fields, target))
+    m = decompose(cfg, target, command=command or _rebuild(fields, target), force=force)
     c = m["counts"]
     tables = ", ".join(f"{t}/{s} {sum(m['files'][f]['rows'] for f in names)}"
                        for t, splits in m["splits"].items() for s, names in splits.items())

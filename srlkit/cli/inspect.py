@@ -25,7 +25,14 @@ def cmd(
     if table not in ("srl", "rlvr"):
         raise ConfigError(f"--table {table}: use srl or rlvr")
     m = load_manifest(folder)
-    for line in summary_lines(m):
+    try:
+        lines = summary_lines(m)
+    except (KeyError, TypeError, AttributeError) as e:  # a manifest without the counts decompose writes
+        from srlkit.errors import DataError
+
+        raise DataError(f"{folder}/manifest.json lacks what inspect shows ({type(e).__name__}: {e}); run "
+                        f"`srlkit decompose --out {folder}` again") from None
+    for line in lines:
         out.print(line, markup=False, soft_wrap=True)
     if n <= 0:
         return

@@ -89,16 +89,21 @@ def _launch_backend() -> str:
 
 def memory_lines(cfg, world_size: int | None, backend: str | None, gpu_gib: float | None) -> list[str]:
     """The per-GPU memory estimate of `cfg` as text lines (see srlkit.train.memory)."""
-    import json
+    import math
     import os
 
     from srlkit.errors import ConfigError
+    from srlkit.fileio import read_json
     from srlkit.train.memory import GiB, Shape, estimate_for
 
+    if world_size is not None and world_size < 1:
+        raise ConfigError(f"--world-size {world_size}: give the number of processes, 1 or more")
+    if gpu_gib is not None and not (math.isfinite(gpu_gib) and gpu_gib > 0):
+        raise ConfigError(f"--gpu-gib {gpu_gib}: give the GPU's memory in GiB, a positive number")
     name = cfg.model.name_or_path
     config = Path(name) / "config.json" if name else None
     if config is not None and config.is_file():
-        shape = Shape.from_config(json.loads(config.read_text()))
+        shape = Shape.from_config(read_json(config, fix="give a model folder with a valid config.json"))
     elif name in KNOWN_SHAPES:
         shape = Shape.from_config(KNOWN_SHAPES[name])
     else:
@@ -150,11 +155,12 @@ def cmd(
     recipe = config if config is not None else (DEFAULT_RECIPE if DEFAULT_RECIPE.is_file() else None)
     recipe_dir = recipe_data(recipe, sets, build=False) if cfg.data is None else None
     if dry_run:
+        lines = memory_lines(cfg, world_size, backend, gpu_gib)  # checks its flags before anything is printed
         stdout.print(to_toml(cfg), end="", markup=False, highlight=False, soft_wrap=True)
         if recipe_dir:
             stdout.print(f"# data: {recipe_dir} (the recipe's [decompose] output, built first when missing)",
                          markup=False, highlight=False, soft_wrap=True)
-        for line in memory_lines(cfg, world_size, backend, gpu_gib):  # TOML comments: the output still parses
+        for line in lines:  # TOML comments: the output still parses
             stdout.print(f"# {line}", markup=False, highlight=False, soft_wrap=True)
         return
     if resume and not cfg.out:

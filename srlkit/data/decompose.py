@@ -15,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-from srlkit import __version__
+from srlkit import __version__, stage
 from srlkit.config import DecomposeConfig
 from srlkit.data import shards
 from srlkit.data.presets import _is_messages, detect_preset, get_preset, resolve
@@ -27,6 +27,7 @@ from srlkit.fileio import write_json
 from srlkit.schema import RLVR_TABLE, SPLITS, SRL_TABLE, shard_name
 
 OUTPUT_NAMES = (SRL_TABLE, RLVR_TABLE, "rejects.parquet", "manifest.json", "README.md")
+HISTOGRAM = "steps_hist.png"  # the card's figure (`srlkit.data.card.HISTOGRAM`)
 
 
 def default_out(source: str | None) -> Path:
@@ -45,34 +46,41 @@ def run_key(cfg: DecomposeConfig, source: Source, fingerprint: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def _prepare(out: Path, key: str) -> bool:
-    """Clear stale outputs from other options; True when `out` already holds this run, finished."""
-    mf = out / "manifest.json"
-    if mf.is_file():
-        try:
-            done = json.loads(mf.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            done = {}
-        files_ok = all((out / f).is_file() for f in done.get("files", {}))
-        if done.get("run_key") == key and files_ok and not (out / "_work").exists():
-            return True
+def _prepare(out: Path, key: str, old: dict | None) -> bool:
+    """True when `out` already holds this run, finished and intact (every sha256 matches). Else,
+    unless an interrupted run of the same options resumes, clear what the earlier output owns
+    (`stage.clear`: only its own files) and mark the folder as this run's, unfinished."""
+    if (old is not None and stage.complete(old) and old.get("run_key") == key and not (out / "_work").exists()
+            and not stage.problems(out, old.get("files", {}))):
+        return True
     state = out / "_work" / "state.json"
-    same = state.is_file() and json.loads(state.read_text(encoding="utf-8")).get("run_key") == key
+    try:
+        same = old is not None and state.is_file() and json.loads(state.read_text(encoding="utf-8")).get("run_key") == key
+    except (ValueError, UnicodeDecodeError):  # a damaged marker: start over
+        same = False
     if not same:
-        for name in OUTPUT_NAMES + ("_work",):
-            p = out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+        stage.clear(out, old)
+        stage.begin(out, "decompose")
         write_json(state, {"run_key": key})
     return False
 
 
+def _reads(spec: str | None, source: Source) -> list[Path]:
+    """What decompose reads from disk (the source files, and the folder they were found in)."""
+    if source.kind != "local":
+        return []
+    return list(source.files) + ([Path(spec)] if spec and Path(spec).is_dir() else [])
+
+
 def decompose(cfg: DecomposeConfig, out: Path | str | None = None, command: str | None = None,
-              *, show_progress: bool | None = None) -> dict:
-    """Decompose `cfg.source` into SRL/RLVR shards under `out`; returns the manifest."""
+              *, show_progress: bool | None = None, force: bool = False) -> dict:
+    """Decompose `cfg.source` into SRL/RLVR shards under `out`; returns the manifest.
+
+    `out` must be missing, empty or an earlier decompose output (`srlkit.stage.claim`); `force`
+    also allows a folder of other files, which are left as they are.
+    """
     out = Path(out or cfg.out or default_out(cfg.source))
+    stage.check_path(out, "--out")
     if cfg.val_size < 0 or (cfg.val_size >= 1 and cfg.val_size != int(cfg.val_size)):
         raise ConfigError(f"--val-size {cfg.val_size}: give a fraction in [0, 1) or a whole count")
     if cfg.shard_rows < 1:
@@ -84,9 +92,12 @@ def decompose(cfg: DecomposeConfig, out: Path | str | None = None, command: str 
         cfg = cfg.model_copy(update={"split_col": "split", "val_size": 0.0})
     templates = Templates.load(cfg.template)
     preset = cfg.preset or ("champ" if source.kind == "bundled" else None)
+    old = stage.claim(out, "decompose", reads=_reads(cfg.source, source), force_flag="--force", force=force,
+                      names=(*OUTPUT_NAMES, HISTOGRAM, "_work"))
     fingerprint = source.fingerprint()
     key = run_key(cfg, source, fingerprint)
 
+    names = source.columns(cfg.limit)  # the whole source's columns, not its first row's
     rows = source.rows()
     head: list = []
     for item in rows:  # peek until the first readable row: it names the columns
@@ -94,10 +105,12 @@ def decompose(cfg: DecomposeConfig, out: Path | str | None = None, command: str 
         if isinstance(item[1], dict) or (cfg.limit is not None and len(head) >= cfg.limit):
             break
     first = next((r for _, r in head if isinstance(r, dict)), None)
+    if names is None and first is not None:
+        names = list(first)
     if preset is None and first is not None and not (cfg.problem_col or cfg.solution_col):
-        preset = detect_preset(list(first), cfg.steps)  # chat / agent rows: the messages layout
+        preset = detect_preset(names, cfg.steps)  # chat / agent rows: the messages layout
         chats = [c for c, v in first.items() if _is_messages(v)]
-        if preset is None and "problem" not in first and chats:  # chat rows under another name
+        if preset is None and "problem" not in names and chats:  # chat rows under another name
             raise DataError(f"column '{chats[0]}' holds chat messages; pass --preset messages "
                             f"--problem-col {chats[0]} --solution-col {chats[0]}")
     if cfg.steps == "turns" and first is not None and not any(_is_messages(v) for v in first.values()):
@@ -105,7 +118,7 @@ def decompose(cfg: DecomposeConfig, out: Path | str | None = None, command: str 
                         f"'{cfg.source}' holds them ({', '.join(first) or 'no columns'}); "
                         f"use --steps auto for text solutions")
     transform = get_preset(preset).transform
-    columns = list((transform(first) if transform else first).keys()) if first is not None else []
+    columns = (list(transform(first)) if transform else names) if first is not None else []
     if not head:
         raise DataError(f"source '{cfg.source}' has no rows")
     if not columns and preset is None:
@@ -116,7 +129,7 @@ def decompose(cfg: DecomposeConfig, out: Path | str | None = None, command: str 
     if cols is None:
         raise DataError(f"source '{cfg.source}' has no readable rows")
     # only now, with the options known to be usable, may an earlier run's outputs be touched
-    if _prepare(out, key):
+    if _prepare(out, key, old):
         return _nothing_accepted(json.loads((out / "manifest.json").read_text(encoding="utf-8")), out)
     rewriter = None
     if cfg.rewrite:
@@ -237,10 +250,6 @@ def _finalize(cfg, out, work, n_units, source, fingerprint, key, cols, preset, c
             files[rel] = {"rows": rows}
         if names:
             splits.setdefault(table, {})[split] = names
-    for table in (SRL_TABLE, RLVR_TABLE):  # files from an older run with more shards
-        for p in sorted((out / table).glob("*.parquet")) if (out / table).is_dir() else []:
-            if f"{table}/{p.name}" not in files:
-                p.unlink()
     rej_parts = [unit_parts(work, u)["rejects"] for u, m in enumerate(markers) if m["parts"].get("rejects", 0)]
     files["rejects.parquet"] = {"rows": shards.concat_parquet(rej_parts, out / "rejects.parquet", "rejects")}
     for rel, info in files.items():
@@ -254,6 +263,8 @@ def _finalize(cfg, out, work, n_units, source, fingerprint, key, cols, preset, c
                            f"{counts['rejected']} != input {counts['input']}")
     merged = stats.merge([m["stats"] for m in markers])
     manifest = {
+        "stage": "decompose",
+        "card": ["README.md", HISTOGRAM],  # regenerated from this manifest (by embed too): no sha256
         "srlkit_version": __version__,
         "run_key": key,
         "command": command,

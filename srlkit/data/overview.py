@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from srlkit.errors import DataError
 
 
 def load_manifest(folder: Path | str) -> dict:
-    p = Path(folder) / "manifest.json"
-    if not p.is_file():
+    """The manifest of a finished decompose output (files not re-hashed: inspect only reads a few rows)."""
+    from srlkit import stage
+
+    if not (Path(folder) / "manifest.json").is_file():
         raise DataError(f"'{folder}' has no manifest.json; make it with `srlkit decompose --out {folder}`")
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"'{p}' is not valid JSON ({e}); rerun `srlkit decompose`") from None
+    return stage.require(folder, "decompose", flag="inspect", verify=False)
 
 
 def summary_lines(m: dict) -> list[str]:
@@ -43,11 +41,16 @@ def sample_instances(folder: Path | str, m: dict, n: int, table: str = "srl", sp
     """The first n rows of a table/split (reads only the first shard(s) it needs)."""
     import polars as pl
 
+    from srlkit import stage
+
     names = m.get("splits", {}).get(table, {}).get(split, [])
     out: list[dict] = []
     for name in names:
         if len(out) >= n:
             break
+        bad = stage.problems(Path(folder), {name: (m.get("files") or {}).get(name, {})})
+        if bad:
+            raise DataError(f"{folder}: {bad[0]} since `srlkit decompose` wrote it; run it again")
         out += pl.read_parquet(Path(folder) / name, n_rows=n - len(out)).to_dicts()
     return out
 

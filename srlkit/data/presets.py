@@ -205,7 +205,9 @@ def extract(row: dict, cols: Columns) -> Fields | Reject:
             answer = extract_answer(solution)
     tid = None
     if cols.id:
-        v = row.get(cols.id)
+        if cols.id not in row:  # other rows of the source have it: this one cannot be told apart
+            return Reject(f"missing_field:{cols.id}")
+        v = row[cols.id]
         if v is None or (isinstance(v, str) and not v.strip()):
             return Reject(f"null_field:{cols.id}" if v is None else f"empty_field:{cols.id}")
         if not isinstance(v, (str, int)) or isinstance(v, bool):

@@ -7,13 +7,12 @@ zstd level, fixed row-group size, no timestamps.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import polars as pl
 
 from srlkit.data.instances import Table
-from srlkit.fileio import atomic_path
+from srlkit.fileio import atomic_path, sha256_file  # noqa: F401 - sha256_file: re-exported
 from srlkit.schema import COLUMN_TYPES
 
 MESSAGES = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
@@ -89,14 +88,6 @@ def write_parquet(df: pl.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         row_group_chunks(df).write_parquet(tmp, compression="zstd", compression_level=3, statistics=True,
                                            row_group_size=ROW_GROUP)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def concat_parquet(parts: list[Path], out: Path, name: str) -> int:

@@ -56,6 +56,24 @@ class Source:
                     h.update(chunk)
         return h.hexdigest()
 
+    def columns(self, limit: int | None = None) -> list[str] | None:
+        """Column names over the whole source (its first `limit` rows with --limit), in order of
+        first appearance; None for Hub, gym and bundled sources, whose rows share one schema."""
+        if self.kind != "local":
+            return None
+        seen: dict[str, None] = {}
+        if limit is not None:  # the rows decompose will read: scan exactly those
+            for _, (_, rec) in zip(range(limit), self.rows()):
+                if isinstance(rec, dict):
+                    seen.update(dict.fromkeys(rec))
+            return list(seen)
+        for f in self.files:
+            try:
+                seen.update(dict.fromkeys(_file_columns(f, self.max_row_bytes)))
+            except OSError as e:
+                raise DataError(f"cannot read '{f}': {e.strerror or e}") from None
+        return list(seen)
+
     def rows(self) -> Iterator[tuple[int, dict | Reject]]:
         if self.kind == "gym":
             from srlkit.data import gym
@@ -81,6 +99,9 @@ def open_source(spec: str | None, *, config_name=None, split="train", revision=N
         g = gym.parse_spec(spec)
         return Source(g.name, "gym", [], license="Apache-2.0 (reasoning-gym, generated)",
                       hub={"gym": spec, "resolved": repr(g)}, max_row_bytes=max_row_bytes)
+    if spec and _has_surrogate(spec):  # the card and the manifest record the source's name: it must be text
+        raise DataError(f"source '{spec.encode('utf-8', 'backslashreplace').decode()}': the path is not valid "
+                        "UTF-8; rename it")
     if spec is None or spec == BUNDLED:
         from srlkit.assets import champ_path
 
@@ -89,6 +110,10 @@ def open_source(spec: str | None, *, config_name=None, split="train", revision=N
     p = Path(spec)
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in SUFFIXES)
+        bad = [f for f in files if _has_surrogate(str(f))]
+        if bad:
+            raise DataError(f"folder '{spec}' holds a file whose name is not valid UTF-8 "
+                            f"({str(bad[0]).encode('utf-8', 'backslashreplace').decode()}); rename it")
         if not files:
             raise DataError(f"folder '{spec}' has no {'/'.join(SUFFIXES)} files")
         return Source(p.name, "local", files, max_row_bytes=max_row_bytes)
@@ -126,6 +151,47 @@ def _hub_rows(path: str, name, split: str, revision) -> Iterator[dict]:
         raise DataError(f"could not stream Hub dataset '{path}' (split {split}): {msg}") from None
 
 
+def _file_columns(f: Path, max_bytes: int) -> list[str]:
+    """One file's columns: parquet and CSV from their schema/header, JSON lines from every row
+    (polars' scan when the file parses as a table, else row by row, bad rows left out)."""
+    if f.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(f).names)
+        except Exception as e:  # noqa: BLE001 - any reader failure: a bad file for the user
+            raise DataError(f"'{f}' is not a readable parquet file: {e}") from None
+    if f.suffix == ".csv":
+        with open(f, newline="", encoding="utf-8", errors="surrogateescape") as fh:
+            return list(csv.DictReader(fh).fieldnames or [])
+    if f.suffix in (".jsonl", ".ndjson"):
+        import polars as pl
+
+        try:
+            return pl.scan_ndjson(f, infer_schema_length=None).collect_schema().names()
+        except Exception:  # noqa: BLE001 - broken or mixed rows: read them one by one below
+            pass
+    seen: dict[str, None] = {}
+    for rec in _file_rows(f, max_bytes):
+        if isinstance(rec, dict):
+            seen.update(dict.fromkeys(rec))
+    return list(seen)
+
+
+def _may_have_surrogates(text: str) -> bool:
+    """Only a `\\uD800`-`\\uDFFF` escape in JSON text can make a lone surrogate (a cheap pre-check)."""
+    return "\\ud" in text or "\\uD" in text
+
+
+def _bad_unicode(obj: dict) -> bool:
+    """A lone surrogate code point in a parsed row, which no UTF-8 writer (polars, parquet) can store."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
 def _decode_line(raw: bytes, max_bytes: int) -> dict | Reject:
     if len(raw) > max_bytes:
         return Reject("row_too_large", f"{len(raw)} bytes > {max_bytes}")
@@ -139,6 +205,8 @@ def _decode_line(raw: bytes, max_bytes: int) -> dict | Reject:
         return Reject("broken_json", str(e)[:200])
     if not isinstance(obj, dict):
         return Reject("not_an_object", f"a JSON {type(obj).__name__}, expected an object")
+    if _may_have_surrogates(text) and _bad_unicode(obj):
+        return Reject("invalid_unicode", "a lone surrogate code point (e.g. \\ud800) in a field")
     return obj
 
 
@@ -183,8 +251,11 @@ def _json_rows(f: Path, max_bytes: int) -> Iterator[dict | Reject]:
         data = list(inner.values()) if isinstance(inner, dict) else inner
     if not isinstance(data, list):
         raise DataError(f"'{f}' holds no list of rows")
+    check = _may_have_surrogates(raw.decode("utf-8"))
     for obj in data:
-        if isinstance(obj, dict):
+        if isinstance(obj, dict) and check and _bad_unicode(obj):
+            yield Reject("invalid_unicode", "a lone surrogate code point (e.g. \\ud800) in a field")
+        elif isinstance(obj, dict):
             yield obj
         else:
             yield Reject("not_an_object", f"a JSON {type(obj).__name__}, expected an object")

@@ -70,13 +70,38 @@ class Templates:
             raise ConfigError(f"template file '{path}' not found")
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"template file '{path}' is not UTF-8 text; give a TOML template file") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"template file '{path}' is not valid TOML: {e}") from None
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"template file '{path}' has unknown keys {unknown}; known: {sorted(known)}")
+        for key, text in data.items():
+            _check_fields(path, key, str(text))
         return replace(cls(), **{k: str(v) for k, v in data.items()})
+
+
+# The placeholders each template is formatted with (any other `{name}` would fail at render time).
+_FIELDS = {"rlvr_system": ("problem",), "rlvr_user": ("problem",)}
+_SRL_FIELDS = ("problem", "context", "step_number", "title")
+
+
+def _check_fields(path: str | Path, key: str, text: str) -> None:
+    """A one-line ConfigError for a placeholder the template is not given, or a stray `{` / `}`."""
+    import string
+
+    allowed = _FIELDS.get(key, _SRL_FIELDS)
+    try:
+        names = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+    except ValueError as e:
+        raise ConfigError(f"template file '{path}': {key} is not a valid template ({e}); write a literal brace "
+                          "as {{ or }}") from None
+    for name in names:
+        if name not in allowed:
+            raise ConfigError(f"template file '{path}': {key} uses {{{name}}}, which it is not given; "
+                              f"placeholders: {', '.join('{' + a + '}' for a in allowed)} (a literal brace is {{{{ or }}}})")
 
 
 def format_context(steps: list[str], start: int = 1) -> str:

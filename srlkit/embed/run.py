@@ -13,14 +13,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import shutil
+import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from srlkit.config import EmbedConfig
 from srlkit.embed.store import EmbedModel, embeddings_dir, read_manifest, resolve_model
-from srlkit.errors import DataError
+from srlkit import stage
+from srlkit.errors import DataError, StageError
 from srlkit.fileio import atomic_path, write_json
 from srlkit.schema import SRL_TABLE, step_hash
 
@@ -37,11 +39,12 @@ class EmbedStats:
     dim: int = 0
 
 
-def collect_steps(data_dir: Path) -> tuple[dict[str, str], int]:
-    """(target_hash -> target text, rows read) over every SRL split, deduplicated."""
+def collect_steps(data_dir: Path, files: list[Path] | None = None) -> tuple[dict[str, str], int]:
+    """(target_hash -> target text, rows read) over every SRL split (`files`: the shards the
+    manifest lists), deduplicated."""
     import polars as pl
 
-    files = sorted((Path(data_dir) / SRL_TABLE).glob("*.parquet"))
+    files = sorted((Path(data_dir) / SRL_TABLE).glob("*.parquet")) if files is None else files
     if not files:
         raise DataError(f"no SRL table under {data_dir}/{SRL_TABLE}/; run `srlkit decompose --out {data_dir}` first")
     steps: dict[str, str] = {}
@@ -76,13 +79,29 @@ def _fingerprint(em: EmbedModel, cfg: EmbedConfig, plan: list[list[str]]) -> str
     return h.hexdigest()
 
 
+def _ours(name: str) -> bool:
+    return name == PLAN_FILE or bool(_SHARD.fullmatch(name))
+
+
+_SHARD = re.compile(r"embeddings-\d{5}-of-\d{5}\.parquet")
+
+
 def _prepare_folder(out: Path, fingerprint: str) -> None:
-    """Keep finished shards only when they belong to the same plan; else start clean."""
+    """Keep finished shards only when they belong to the same plan; else remove the shards of the
+    old plan (only files srlkit names: anything else in the folder is refused, never deleted)."""
     plan_path = out / PLAN_FILE
     if out.exists():
-        old = json.loads(plan_path.read_text()) if plan_path.is_file() else {}
+        stage.check_path(out, "embeddings folder")
+        foreign = sorted(n for n in os.listdir(out) if not _ours(n))
+        if foreign:
+            raise StageError(f"{out} holds files srlkit did not write ({', '.join(foreign[:3])}); move them away "
+                             "and run `srlkit embed` again")
+        try:
+            old = json.loads(plan_path.read_text()) if plan_path.is_file() else {}
+        except ValueError:  # a damaged plan: its shards are of no known plan
+            old = {}
         if old.get("fingerprint") != fingerprint:
-            shutil.rmtree(out)
+            stage.clear(out, {"complete": False, "files": {}})
     out.mkdir(parents=True, exist_ok=True)
     write_json(plan_path, {"fingerprint": fingerprint}, ensure_ascii=True)
 
@@ -148,7 +167,8 @@ def embed_with_stats(
     data_dir = Path(data_dir)
     if cfg.batch_size < 1 or shard_size < 1:
         raise DataError("--batch-size and the shard size must be at least 1")
-    steps, rows = collect_steps(data_dir)
+    srl = stage.require(data_dir, "decompose", flag="DIR", select=lambda r: r.startswith(f"{SRL_TABLE}/"))
+    steps, rows = collect_steps(data_dir, [data_dir / r for r in sorted(srl["files"]) if r.startswith(f"{SRL_TABLE}/")])
     em = resolve_model(cfg.model)
     out = embeddings_dir(data_dir, em.slug)
     plan = plan_shards(steps, shard_size)
@@ -209,6 +229,9 @@ def _record(data_dir: Path, em: EmbedModel, cfg: EmbedConfig, stats: EmbedStats,
         "srl_rows": stats.steps,
         "shards": stats.shards,
         "join": "srl.target_hash = embeddings.target_hash",
+        # the files are the dataset's too: push uploads them, a new decompose clears them
+        "files": {(out / f).relative_to(data_dir).as_posix(): stage.file_info(out / f)
+                  for f in sorted(os.listdir(out)) if _ours(f)},
         "command": f"srlkit embed {data_dir}" + (f" --model {cfg.model}" if cfg.model else "")
         + f" --dtype {cfg.dtype}",
     }

@@ -53,7 +53,20 @@ PRESETS: dict[str, HubPreset] = {
 ALIASES = {"math-500": "math500", "minerva-math": "minerva", "minervamath": "minerva"}
 
 PROBLEM_COLS = ("problem", "question", "prompt", "input")
-ANSWER_COLS = ("answer", "final_answer", "target", "solution")
+# Never `solution`: a worked solution is not a gold answer. `--answer-col solution` takes the
+# final \boxed{} of each (rows without one are left out, and counted).
+ANSWER_COLS = ("answer", "final_answer", "target")
+
+
+class Bench(list):
+    """A bench's rows, plus `dropped`: why source rows were left out, and how many."""
+
+    def __init__(self, rows=(), dropped: dict[str, int] | None = None):
+        super().__init__(rows)
+        self.dropped = dict(dropped or {})
+
+    def head(self, limit: int | None) -> Bench:
+        return Bench(self[:limit] if limit else self, self.dropped)
 
 # One CHAMP problem in this many (by id hash) is held out; a fixed rule, so it never moves.
 CHAMP_HELDOUT_EVERY = 5
@@ -88,39 +101,77 @@ def _pick(cols: list[str], given: str | None, candidates: tuple[str, ...], what:
     for c in candidates:
         if c in cols:
             return c
-    raise DataError(f"{src}: no {what} column found (tried {', '.join(candidates)}); pass --{what}-col")
+    hint = (" (--answer-col solution takes each solution's final \\boxed{} answer)"
+            if what == "answer" and "solution" in cols else "")
+    raise DataError(f"{src}: no {what} column found (tried {', '.join(candidates)}; columns: "
+                    f"{', '.join(cols) or 'none'}); pass --{what}-col COL{hint}")
 
 
 def _rows_from_records(
-    records: list[dict], src: str, problem_col: str | None, answer_col: str | None, id_col: str | None
-) -> list[BenchRow]:
-    if not records:
+    records: list, src: str, problem_col: str | None, answer_col: str | None, id_col: str | None,
+    dropped: dict[str, int] | None = None,
+) -> Bench:
+    """Rows with a problem and a usable answer; every other record counted in `dropped` by reason.
+    Columns come from all the records, not the first one."""
+    from srlkit.data.answers import answer_from_column
+
+    dropped = dict(dropped or {})
+    recs = [r for r in records if isinstance(r, dict)]
+    if len(recs) < len(records):
+        dropped["not a JSON object"] = dropped.get("not a JSON object", 0) + len(records) - len(recs)
+    if not recs:
         raise DataError(f"{src} has no rows")
-    cols = list(records[0].keys())
+    cols = list(dict.fromkeys(k for r in recs for k in r))
     pc = _pick(cols, problem_col, PROBLEM_COLS, "problem", src)
     ac = _pick(cols, answer_col, ANSWER_COLS, "answer", src)
     ic = id_col if id_col in cols else ("id" if "id" in cols else None)
     out = []
-    for i, r in enumerate(records):
-        if r.get(pc) is None or r.get(ac) is None:
+    for i, r in enumerate(recs):
+        problem, answer = r.get(pc), answer_from_column(r.get(ac))
+        why = (f"no {pc}" if not isinstance(problem, str) or not problem.strip()
+               else f"no answer in {ac}" if answer is None else None)
+        if why:
+            dropped[why] = dropped.get(why, 0) + 1
             continue
-        out.append(BenchRow(str(r[ic]) if ic else str(i), str(r[pc]), str(r[ac])))
-    return out
+        out.append(BenchRow(str(r[ic]) if ic and r.get(ic) is not None else str(i), problem, answer))
+    return Bench(out, dropped)
 
 
-def load_local(path: Path, problem_col: str | None = None, answer_col: str | None = None) -> list[BenchRow]:
-    import polars as pl
+def _read_records(path: Path) -> tuple[list, dict[str, int]]:
+    """A local bench file's records (JSON lines one by one: an unreadable line is counted, not fatal)."""
+    from srlkit.fileio import read_text
 
-    try:
-        if path.suffix == ".parquet":
-            df = pl.read_parquet(path)
-        elif path.suffix == ".jsonl":
-            df = pl.read_ndjson(path)
-        else:
-            df = pl.read_json(path)
-    except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
-        raise DataError(f"cannot read bench file {path}: {str(e).splitlines()[0]}") from None
-    return _rows_from_records(df.to_dicts(), str(path), problem_col, answer_col, None)
+    if path.suffix == ".parquet":
+        import polars as pl
+
+        try:
+            return pl.read_parquet(path).to_dicts(), {}
+        except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
+            raise DataError(f"cannot read bench file {path}: {str(e).splitlines()[0]}") from None
+    text = read_text(path, fix="give a .jsonl, .json or .parquet bench file")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"bench file {path} is not valid JSON ({e.msg}, line {e.lineno})") from None
+        if isinstance(data, dict):
+            data = next((v for v in data.values() if isinstance(v, list)), None)
+        if not isinstance(data, list):
+            raise DataError(f"bench file {path} holds no list of rows")
+        return data, {}
+    records, bad = [], 0
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                bad += 1
+    return records, ({"unreadable line": bad} if bad else {})
+
+
+def load_local(path: Path, problem_col: str | None = None, answer_col: str | None = None) -> Bench:
+    records, dropped = _read_records(path)
+    return _rows_from_records(records, str(path), problem_col, answer_col, None, dropped)
 
 
 def load_hub(name: str) -> list[BenchRow]:
@@ -139,9 +190,13 @@ def load_hub(name: str) -> list[BenchRow]:
 
 
 def load_validation(data_dir: Path) -> list[BenchRow]:
+    """The RLVR validation split of a decompose output: the shards its manifest lists, verified."""
     import polars as pl
 
-    files = sorted((data_dir / "rlvr").glob("validation-*.parquet"))
+    from srlkit import stage
+
+    m = stage.require(data_dir, "decompose", flag="bench validation:", select=lambda r: r.startswith("rlvr/validation-"))
+    files = [Path(data_dir) / r for r in ((m.get("splits") or {}).get("rlvr") or {}).get("validation", [])]
     if not files:
         raise DataError(f"{data_dir} has no rlvr/validation-*.parquet; is it a `srlkit decompose` folder?")
     cols = ["id", "problem", "answer"] + (["prompt"] if "prompt" in pl.read_parquet_schema(files[0]) else [])
@@ -157,10 +212,12 @@ def data_templates(data_dir: Path | None):
     """
     from srlkit.data.templates import Templates
 
-    manifest = Path(data_dir) / "manifest.json" if data_dir else None
-    if manifest is None or not manifest.is_file():
+    from srlkit import stage
+
+    m = stage.read(data_dir) if data_dir and Path(data_dir).is_dir() else None
+    if not m:
         return Templates()
-    path = json.loads(manifest.read_text(encoding="utf-8")).get("config", {}).get("template")
+    path = (m.get("config") or {}).get("template")
     if path and not Path(path).is_file():
         raise DataError(f"{data_dir} was decomposed with template '{path}', which is gone; restore it so eval "
                         "prompts match training's")
@@ -184,8 +241,9 @@ def load_bench(
     answer_col: str | None = None,
     data_dir: Path | None = None,
     limit: int | None = None,
-) -> list[BenchRow]:
-    """Resolve a bench spec to rows (see the module docstring for the forms)."""
+) -> Bench:
+    """Resolve a bench spec to rows (see the module docstring for the forms); `.dropped` says
+    which source rows were left out and why."""
     key = ALIASES.get(spec.lower(), spec.lower())
     if key == "champ-heldout":
         rows = [r for r in champ_problems() if is_champ_heldout(r.id)]
@@ -207,6 +265,8 @@ def load_bench(
     else:
         known = ", ".join([*PRESETS, "champ-heldout", "validation[:DIR]"])
         raise DataError(f"unknown bench '{spec}'; use a .jsonl/.parquet file or one of: {known}")
+    rows = rows if isinstance(rows, Bench) else Bench(rows)
     if not rows:
-        raise DataError(f"bench '{spec}' has no rows with a problem and an answer")
-    return rows[:limit] if limit else rows
+        why = ", ".join(f"{k}: {v}" for k, v in sorted(rows.dropped.items()))
+        raise DataError(f"bench '{spec}' has no rows with a problem and an answer" + (f" ({why})" if why else ""))
+    return rows.head(limit)

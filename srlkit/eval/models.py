@@ -9,7 +9,6 @@ A reference is `[LABEL=]REF` where REF is:
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from dataclasses import dataclass
@@ -38,7 +37,12 @@ def run_data_dir(run_dir: Path) -> Path | None:
     cfg = run_dir / "config.toml"
     if not cfg.is_file():
         return None
-    data = tomllib.loads(cfg.read_text(encoding="utf-8"))
+    from srlkit.fileio import read_text
+
+    try:
+        data = tomllib.loads(read_text(cfg, fix="restore the run's config.toml"))
+    except tomllib.TOMLDecodeError as e:
+        raise DataError(f"'{cfg}' is not valid TOML ({e}); restore the run's config.toml") from None
     d = data.get("data") or data.get("train", {}).get("data")
     return Path(d) if d else None
 
@@ -85,6 +89,8 @@ def load(ref: ModelRef, *, device: str | None = None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from srlkit.fileio import read_json
+
     hf_logging.disable_progress_bar()  # our own bar is the one that matters
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
@@ -92,7 +98,7 @@ def load(ref: ModelRef, *, device: str | None = None):
         if ref.adapter:
             from peft import PeftModel
 
-            cfg = json.loads((Path(ref.path) / "adapter_config.json").read_text(encoding="utf-8"))
+            cfg = read_json(Path(ref.path) / "adapter_config.json", fix="restore the adapter folder")
             base = cfg.get("base_model_name_or_path")
             if not base:
                 raise DataError(f"{ref.path}/adapter_config.json names no base_model_name_or_path")
@@ -103,9 +109,11 @@ def load(ref: ModelRef, *, device: str | None = None):
             model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype)
             tok_src = ref.path
         tok = AutoTokenizer.from_pretrained(tok_src)
-    except OSError as e:
-        first = (str(e).splitlines() or ["not found"])[0][:200]
-        raise DataError(f"cannot load model '{ref.path}': {first}") from None
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - missing, damaged or foreign files: the folder is not loadable
+        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise DataError(f"cannot load model '{ref.path}': {type(e).__name__}: {first}; check the model folder") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model.to(device).eval()

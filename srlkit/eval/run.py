@@ -19,6 +19,7 @@ from srlkit.eval import metrics
 from srlkit.eval.benches import BenchRow, bench_name, data_templates, load_bench
 from srlkit.eval.models import ModelRef, resolve_ref, run_data_dir
 from srlkit.fileio import atomic_path, write_json
+from srlkit.progress import warn
 
 # HF engine batches: rows x (longest prompt + max_new_tokens) <= this many tokens, so short
 # prompts share big batches and long ones never blow the KV cache (fp32 135M: ~1 GB of cache)
@@ -173,6 +174,9 @@ def evaluate(
     if cfg.k < 0 or cfg.max_new_tokens < 1:
         raise ConfigError("eval needs k >= 0 and max_new_tokens >= 1")
     refs = [resolve_ref(m, phase=phase, pick=pick) for m in models]
+    if out is not None:  # before any generation: a bad --out must not cost the whole eval
+        benches_read = [Path(b.split(":", 1)[1] if b.startswith("validation:") else b) for b in cfg.bench]
+        claim_results(Path(out), reads=[*(Path(r.path) for r in refs), *benches_read])
     labels = [r.label for r in refs]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"two models share the label {labels}; name them LABEL=REF")
@@ -180,6 +184,10 @@ def evaluate(
         data_dir = next((run_data_dir(r.run_dir) for r in refs if r.run_dir), None)
     benches = {bench_name(b): load_bench(b, problem_col=problem_col, answer_col=answer_col,
                                          data_dir=data_dir, limit=cfg.limit) for b in cfg.bench}
+    for name, rows in benches.items():  # say which rows were left out, and why
+        if rows.dropped:
+            why = ", ".join(f"{k}: {v}" for k, v in sorted(rows.dropped.items()))
+            warn(f"bench {name}: {sum(rows.dropped.values())} rows left out ({why}); {len(rows)} scored")
     templates = data_templates(data_dir)
     greedy_p = SamplingParams(n=1, temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     sample_p = SamplingParams(n=max(cfg.k, 1), temperature=cfg.temperature,
@@ -212,7 +220,8 @@ def evaluate(
         "config": cfg.model_dump(mode="json"),
         "models": {r.label: {"path": r.path, "adapter": r.adapter,
                              "run": str(r.run_dir) if r.run_dir else None} for r in refs},
-        "benches": {n: {"spec": s, "n": len(benches[n])} for n, s in zip(benches, cfg.bench)},
+        "benches": {n: {"spec": s, "n": len(benches[n]), "dropped": benches[n].dropped}
+                    for n, s in zip(benches, cfg.bench)},
         "results": results,
     }
     if out is not None:
@@ -220,10 +229,45 @@ def evaluate(
     return summary
 
 
+def samples_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".samples.jsonl")
+
+
+def _is_results(obj: object) -> bool:
+    """An `srlkit eval` results file (also one written before results named their stage)."""
+    return isinstance(obj, dict) and (obj.get("stage") == "eval" or {"config", "results", "benches"} <= set(obj))
+
+
+def claim_results(out: Path, reads: list[Path]) -> None:
+    """`--out` is a file path that is no input, and only an earlier results file is replaced
+    (the stage contract for an output that is one file; see `srlkit.stage`)."""
+    from srlkit import stage
+    from srlkit.errors import StageError
+
+    stage.check_path(out, "--out", folder=False)
+    for src in reads:
+        if src.exists() and stage.overlap(out, src):
+            where = "is the input" if out.resolve() == src.resolve() else "overlaps the input"
+            raise StageError(f"--out {out} {where} {src}; write the results elsewhere")
+    if out.exists():
+        try:
+            ours = _is_results(json.loads(out.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            ours = False
+        if not ours:
+            raise StageError(f"--out {out} exists and is not an `srlkit eval` results file; give a new path")
+    elif samples_path(out).exists():
+        raise StageError(f"{samples_path(out)} exists and srlkit did not write it beside {out}; move it away or "
+                         "give another --out")
+
+
 def write_results(summary: dict, records: list[dict], out: Path) -> None:
-    """results JSON plus `<stem>.samples.jsonl`, each written atomically."""
-    write_json(out, summary, sort_keys=False, ensure_ascii=True)
-    side = out.with_name(out.stem + ".samples.jsonl")
+    """`<stem>.samples.jsonl`, then the results JSON that lists it with its sha256 (each atomic)."""
+    from srlkit import stage
+
+    side = samples_path(out)
     with atomic_path(side) as tmp, tmp.open("w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    summary.update(stage="eval", files={side.name: stage.file_info(side)})
+    write_json(out, summary, sort_keys=False, ensure_ascii=True)

@@ -12,25 +12,56 @@ import os
 from pathlib import Path
 from typing import Any
 
+from srlkit import stage
 from srlkit.errors import DataError
 from srlkit.fileio import write_text
 from srlkit.report import plots
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a jsonl file; a torn last line (a run killed mid-write) is skipped."""
+    """Rows of a jsonl file. A torn last line (a run killed mid-write) is skipped; other lines that
+    are not JSON objects are skipped with a warning; a file that is not text is an error."""
+    from srlkit.fileio import read_text
+    from srlkit.progress import warn
+
     if not path.is_file():
         return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    rows, bad = [], 0
+    lines = read_text(path, fix="it is not the run's log; restore it or remove it").splitlines()
+    for i, line in enumerate(lines):
         line = line.strip()
         if not line:
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
+            row = None
+            if i == len(lines) - 1:
+                continue  # a torn last line
+        if not isinstance(row, dict):
+            bad += 1
             continue
+        rows.append(row)
+    if bad:
+        warn(f"{path}: {bad} lines skipped (not JSON objects)")
     return rows
+
+
+def read_eval(path: Path, found: bool = False) -> dict[str, Any] | None:
+    """An `srlkit eval` results JSON; an explicit one that is not is an error, a found one is skipped."""
+    from srlkit.fileio import read_json
+    from srlkit.progress import warn
+
+    summary = read_json(path, fix="give the results JSON `srlkit eval --out` wrote")
+    res = summary.get("results")
+    if isinstance(res, dict) and all(isinstance(b, dict) and all(isinstance(r, dict) for r in b.values())
+                                     for b in res.values()):
+        return summary
+    if found:
+        warn(f"{path} is not an `srlkit eval` results file; the report leaves eval out")
+        return None
+    raise DataError(f"--eval {path} is not an `srlkit eval` results file (no results per model and bench); "
+                    "give the JSON `srlkit eval --out` wrote")
 
 
 def find_eval(run_dir: Path) -> Path | None:
@@ -104,11 +135,17 @@ def build_report(run_dir: Path, out: Path | None = None, *, eval_path: Path | No
     if not metrics and not eval_path:
         raise DataError(f"{run_dir} has no metrics.jsonl; is it an `srlkit train` run folder?")
     out = Path(out) if out else run_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    val_rows = read_jsonl(run_dir / "eval.jsonl")
+    found = eval_path is None
     eval_path = Path(eval_path) if eval_path else find_eval(run_dir)
     if eval_path and not eval_path.is_file():
         raise DataError(f"eval results '{eval_path}' not found")
+    summary = read_eval(eval_path, found=found) if eval_path else None
+    eval_path = eval_path if summary is not None else None
+    reads = [run_dir / n for n in ("metrics.jsonl", "eval.jsonl", "summary.json", "config.toml")]
+    old = stage.claim(out, "report", reads=[p for p in reads + [eval_path] if p is not None and p.exists()])
+    stage.clear(out, old)  # the files of an earlier report (another run may have made fewer plots)
+    stage.begin(out, "report")
+    val_rows = read_jsonl(run_dir / "eval.jsonl")
 
     figs: list[tuple[str, str, Path | None]] = [
         ("Reward per phase", "Mean reward per optimizer step with each reward component; red points are "
@@ -128,10 +165,9 @@ def build_report(run_dir: Path, out: Path | None = None, *, eval_path: Path | No
          plots.plot_time_split(metrics, out / "time_split.png")),
     ]
     eval_md = ""
-    if eval_path:
+    if summary is not None:
         from srlkit.eval.table import markdown_table
 
-        summary = json.loads(eval_path.read_text(encoding="utf-8"))
         figs.append(("Evaluation", f"From `{eval_path}`; whiskers are 95% bootstrap CIs over problems.",
                      plots.plot_eval(summary, out / "eval.png")))
         eval_md = markdown_table(summary)
@@ -139,7 +175,9 @@ def build_report(run_dir: Path, out: Path | None = None, *, eval_path: Path | No
     md = [f"# Training report: `{run_dir.name}`", ""]
     run_summary = run_dir / "summary.json"
     if run_summary.is_file():
-        run_s = json.loads(run_summary.read_text(encoding="utf-8"))
+        from srlkit.fileio import read_json
+
+        run_s = read_json(run_summary, fix="restore it, or remove it to report without the phase table")
         warn = idle_warnings(run_s)
         if warn:
             md += ["## Warning: phases that did not train as asked", ""] + [f"- {w}" for w in warn] + [""]
@@ -159,4 +197,6 @@ def build_report(run_dir: Path, out: Path | None = None, *, eval_path: Path | No
         md += ["## Eval table", "", eval_md, ""]
     report = out / "report.md"
     write_text(report, "\n".join(md))
+    stage.finish(out, "report", [p.name for _, _, p in figs if p is not None] + [report.name],
+                 config={"run": str(run_dir), "eval": str(eval_path) if eval_path else None})
     return report

@@ -15,7 +15,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from srlkit.errors import DataError
+from srlkit import stage
+from srlkit.errors import DataError, StageError
 
 BUNDLED_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 What = Literal["both", "merged", "adapter"]
@@ -28,9 +29,10 @@ def _hub_like(ref: str | None) -> bool:
 
 def _read_json(p: Path) -> dict[str, Any]:
     try:
-        return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
-    except json.JSONDecodeError:
+        obj = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+    except ValueError:  # not JSON, or not text: the card leaves it out
         return {}
+    return obj if isinstance(obj, dict) else {}
 
 
 def _base_model(cfg: dict[str, Any]) -> str:
@@ -74,8 +76,13 @@ def model_card(run_dir: Path, eval_path: Path | None, has_merged: bool, has_adap
     """The README.md text for an exported run (`huggingface_hub.ModelCard` from `templates/model_card.md`)."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    cfg_text = (run_dir / "config.toml").read_text(encoding="utf-8") if (run_dir / "config.toml").is_file() else ""
-    cfg = tomllib.loads(cfg_text) if cfg_text else {}
+    from srlkit.fileio import read_text
+
+    cfg_text = read_text(run_dir / "config.toml", fix="restore the run's config.toml") if (run_dir / "config.toml").is_file() else ""
+    try:
+        cfg = tomllib.loads(cfg_text) if cfg_text else {}
+    except tomllib.TOMLDecodeError as e:
+        raise DataError(f"{run_dir / 'config.toml'} is not valid TOML ({e}); restore the run's config.toml") from None
     summary = _read_json(run_dir / "summary.json").get("phases", {})
     base = _base_model(cfg)
     data_desc, data_id = _dataset_line(cfg)
@@ -114,7 +121,8 @@ def export_model(run_dir: Path, out: Path | None = None, *, what: What = "both")
     if not merged and not adapter:
         raise DataError(f"{final} holds no {'adapter' if what == 'adapter' else 'model'} to export")
     out = Path(out) if out else run_dir / "export"
-    tmp = out.with_name(out.name + ".tmp")
+    old = stage.claim(out, "export", reads=[final])  # empty, or an earlier export: never other files
+    tmp = out.with_name(f".{out.name}.tmp")  # srlkit's own temp folder (hidden)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     if merged:
@@ -129,7 +137,15 @@ def export_model(run_dir: Path, out: Path | None = None, *, what: What = "both")
     if eval_path:
         shutil.copy2(eval_path, tmp / "eval_results.json")
     (tmp / "README.md").write_text(model_card(run_dir, eval_path, merged, adapter), encoding="utf-8")
+    # the manifest lists exactly what `srlkit push --model` uploads, with sha256
+    stage.finish(tmp, "export", stage.walk(tmp), config={"run": str(run_dir), "what": what})
+    stage.clear(out, old)
     if out.exists():
-        shutil.rmtree(out)
+        try:
+            out.rmdir()
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise StageError(f"{out} holds files srlkit did not write ({', '.join(sorted(os.listdir(out))[:3])}); "
+                             "move them away and export again") from None
     os.replace(tmp, out)
     return out

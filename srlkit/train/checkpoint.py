@@ -8,6 +8,9 @@ a temp folder and renamed, so a kill never leaves a half checkpoint behind.
 With several processes the main one writes (weights, scheduler, state, every rank's RNG
 state in `rng.pt`); with a sharded optimizer (FSDP) each rank adds its own
 `optimizer-<rank>.pt`. Every rank calls `save_checkpoint`; barriers order the writes.
+
+`checksums.json` holds the sha256 of every other file, written last. Resume takes the newest
+checkpoint that verifies (`newest_valid`) and says which newer ones it skipped and why.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from srlkit.errors import SrlkitError
+from srlkit.errors import CheckpointError, SrlkitError
+from srlkit.fileio import sha256_file, write_json
 from srlkit.train import dist
 
 STATE = "trainer_state.json"
+CHECKSUMS = "checksums.json"
 
 
 def ckpt_root(run: Path) -> Path:
@@ -111,8 +116,10 @@ def save_checkpoint(run: Path, name: str, *, model: Any, optimizer: Any, schedul
     if world > 1:
         dist.barrier(acc)
     if main:
+        sums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        write_json(tmp / CHECKSUMS, {"files": sums})
         if final.exists():
-            shutil.rmtree(final)
+            _remove(final)
         os.replace(tmp, final)
         _prune(root, keep)
     if world > 1:
@@ -120,26 +127,48 @@ def save_checkpoint(run: Path, name: str, *, model: Any, optimizer: Any, schedul
     return final
 
 
+def _seq(d: Path) -> int | None:
+    """The checkpoint's `seq` counter; None when its state cannot be read."""
+    try:
+        seq = json.loads((d / STATE).read_text(encoding="utf-8")).get("seq")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) else None
+
+
 def list_checkpoints(run: Path) -> list[Path]:
-    """Complete checkpoints, oldest first (ordered by the `seq` counter in their state)."""
-    root = ckpt_root(run)
-    if not root.is_dir():
-        return []
-    found = []
-    for d in root.iterdir():
-        f = d / STATE
-        if d.name.startswith(".") or not f.is_file():
-            continue
-        found.append((json.loads(f.read_text())["seq"], d))
+    """Checkpoints with a readable state, oldest first (ordered by the `seq` counter in their state)."""
+    found = [(seq, d) for d in all_checkpoint_dirs(run) if (seq := _seq(d)) is not None]
     return [d for _, d in sorted(found)]
 
 
+def all_checkpoint_dirs(run: Path) -> list[Path]:
+    """Every checkpoint folder, readable or not (for the messages about damaged ones)."""
+    root = ckpt_root(run)
+    return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")) if root.is_dir() else []
+
+
+# Files a checkpoint folder may hold (`optimizer-<rank>.pt` with a sharded optimizer).
+_FILES = ("trainable.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", "config.toml", STATE, CHECKSUMS)
+
+
+def _remove(d: Path) -> None:
+    """Delete a checkpoint srlkit wrote: only its own files, then the folder when that left it empty."""
+    for p in d.iterdir():
+        if p.is_file() and (p.name in _FILES or (p.name.startswith("optimizer-") and p.suffix == ".pt")):
+            p.unlink()
+    try:
+        d.rmdir()
+    except OSError:
+        raise CheckpointError(f"checkpoint folder {d} holds files srlkit did not write; move them away") from None
+
+
 def _prune(root: Path, keep: int) -> None:
-    for d in root.glob(".tmp-*"):  # leftovers of a killed save
+    for d in root.glob(".tmp-*"):  # leftovers of a killed save (hidden temp folders only srlkit makes)
         shutil.rmtree(d, ignore_errors=True)
     ckpts = list_checkpoints(root.parent)
     for d in ckpts[: max(0, len(ckpts) - max(1, keep))]:
-        shutil.rmtree(d, ignore_errors=True)
+        _remove(d)
 
 
 def latest_checkpoint(run: Path) -> Path | None:
@@ -147,12 +176,67 @@ def latest_checkpoint(run: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
+def verify(d: Path) -> str | None:
+    """Why checkpoint `d` cannot be resumed from (None: it verifies)."""
+    if _seq(d) is None:
+        return f"{STATE} is missing or damaged"
+    sums_path = d / CHECKSUMS
+    if sums_path.is_file():
+        try:
+            sums = json.loads(sums_path.read_text(encoding="utf-8"))["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"{CHECKSUMS} is damaged"
+        for name, want in sorted(sums.items()):
+            if not (d / name).is_file():
+                return f"{name} is missing"
+            if sha256_file(d / name) != want:
+                return f"{name} is damaged (sha256 differs from the one written at save)"
+        return None
+    from safetensors import safe_open
+
+    def weights() -> None:
+        with safe_open(str(d / "trainable.safetensors"), framework="pt") as f:
+            list(f.keys())
+
+    # written before checksums: each file must at least load
+    for name, load in [("trainable.safetensors", weights)] + [
+            (p.name, lambda p=p: torch.load(p, map_location="cpu", weights_only=False)) for p in sorted(d.glob("*.pt"))]:
+        try:
+            load()
+        except Exception as e:  # noqa: BLE001 - any failure to load is a damaged checkpoint
+            return f"{name} does not load ({type(e).__name__}: {' '.join(str(e).split())[:100]})"
+    return None
+
+
+def newest_valid(run: Path) -> tuple[Path | None, list[tuple[str, str]]]:
+    """The newest checkpoint that verifies, and (name, why) of every other one that does not."""
+    skipped = [(d.name, f"{STATE} is missing or damaged") for d in all_checkpoint_dirs(run) if _seq(d) is None]
+    for d in reversed(list_checkpoints(run)):
+        why = verify(d)
+        if why is None:
+            return d, skipped
+        skipped.append((d.name, why))
+    return None, skipped
+
+
+def _load(path: Path, what: str, fn: Any) -> Any:
+    """`fn()`, turning a damaged file into a one-line CheckpointError naming it."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - pickle, zip, safetensors and OS errors alike
+        raise CheckpointError(f"checkpoint {path.parent.name}: {what} does not load ({type(e).__name__}: "
+                              f"{' '.join(str(e).split())[:160]}); restore it, or delete this checkpoint folder to "
+                              "resume from the one before") from None
+
+
 def load_checkpoint(path: Path, *, model: Any) -> dict[str, Any]:
     """Load weights into `model`; return the state (optimizer/scheduler/RNG are loaded by the caller)."""
     from safetensors.torch import load_file
 
-    load_trainable(model, load_file(str(path / "trainable.safetensors")))
-    return json.loads((path / STATE).read_text())
+    tensors = _load(path / "trainable.safetensors", "trainable.safetensors",
+                    lambda: load_file(str(path / "trainable.safetensors")))
+    load_trainable(model, tensors)
+    return _load(path / STATE, STATE, lambda: json.loads((path / STATE).read_text(encoding="utf-8")))
 
 
 def load_reference(path: Path) -> dict[str, torch.Tensor] | None:
@@ -178,14 +262,18 @@ def load_optim(path: Path, optimizer: Any, scheduler: Any, rank: int = 0) -> Non
     shard = path / f"optimizer-{rank}.pt"
     opt = shard if shard.is_file() else path / "optimizer.pt"
     if opt.is_file():
-        optimizer.load_state_dict(torch.load(opt, map_location="cpu", weights_only=False))
-    if (path / "scheduler.pt").is_file():
-        scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=False))
+        state = _load(opt, opt.name, lambda: torch.load(opt, map_location="cpu", weights_only=False))
+        _load(opt, opt.name, lambda: optimizer.load_state_dict(state))
+    sched = path / "scheduler.pt"
+    if sched.is_file():
+        state = _load(sched, sched.name, lambda: torch.load(sched, map_location="cpu", weights_only=False))
+        _load(sched, sched.name, lambda: scheduler.load_state_dict(state))
 
 
 def load_rng(path: Path, rank: int = 0) -> None:
-    st = torch.load(path / "rng.pt", map_location="cpu", weights_only=False)
-    set_rng_state(st["ranks"][rank] if "ranks" in st else st)
+    p = path / "rng.pt"
+    st = _load(p, p.name, lambda: torch.load(p, map_location="cpu", weights_only=False))
+    _load(p, p.name, lambda: set_rng_state(st["ranks"][rank] if "ranks" in st else st))
 
 
 def save_hf(model: Any, tokenizer: Any, out: Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:

@@ -24,6 +24,13 @@ class Cursor:
 
 
 def shard_files(data_dir: Path, table: str, split: str) -> list[Path]:
+    """The split's shards as the dataset's manifest lists them (never a stray file beside them);
+    a folder without a manifest's split list: the shards found on disk."""
+    from srlkit.stage import read
+
+    splits = (read(data_dir) or {}).get("splits")
+    if isinstance(splits, dict):
+        return [Path(data_dir) / rel for rel in splits.get(table, {}).get(split, [])]
     return sorted((Path(data_dir) / table).glob(f"{split}-*.parquet"))
 
 

@@ -17,7 +17,7 @@ from srlkit.errors import ConfigError
 _MIXED = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "no"}
 
 # Reductions of the per-step rollout metrics over ranks (everything else is a rank mean).
-SUM_KEYS = ("tokens/generated", "sampling/kept", "sampling/dropped_equal", "sampling/dropped_invalid",
+SUM_KEYS = ("tokens/generated", "tokens/trainable", "sampling/kept", "sampling/dropped_equal", "sampling/dropped_invalid",
             "sampling/generated", "sampling/prompts", "sampling/expert_rows")
 MAX_PREFIX = ("time/",)
 

@@ -125,6 +125,21 @@ def expert_sample(tokenizer: Any, row: dict[str, Any], step_end: str) -> Any:
     return Sample(ids, text, [float("nan")] * len(ids), "stop")
 
 
+def empty_draw(m: dict[str, float]) -> tuple[str, str] | None:
+    """Why a draw gives no optimizer step, from its (rank-reduced) metrics: (what the draw did,
+    what a run of such draws had), or None when it has something to train on.
+
+    >>> empty_draw({"sampling/kept": 2.0, "tokens/trainable": 0.0})[1]
+    'no trainable token (every kept completion masked out of the loss)'
+    """
+    if m.get("sampling/kept", 1) < 1:
+        return "kept no group", "every group's rewards equal"
+    if m.get("tokens/trainable", 1) < 1:  # e.g. all completions truncated under truncation = "mask"
+        return ("had no trainable token (every kept completion masked out of the loss)",
+                "no trainable token (every kept completion masked out of the loss)")
+    return None
+
+
 def rl_rollouts(
     *, engine: Any, scorer: Any, table: PromptTable, phase_name: str, phase: PhaseConfig,
     rollout: RolloutConfig, loss: LossConfig, seed: int, step: int, pad_id: int, n_samples: int = 4,
@@ -233,6 +248,7 @@ def rl_rollouts(
         "time/generate": t_gen,
         "time/reward": t_rew,
         "tokens/generated": float(sum(seen["lens"])),
+        "tokens/trainable": float(batch.completion_mask.sum()),  # 0: nothing to learn from (`empty_draw`)
         "sampling/prompts": float(drawn[0]),
         "sampling/expert_rows": float(expert * len(groups)),
         # for the give-up message: how many distinct reward values the step saw
@@ -269,6 +285,7 @@ def sft_rollouts(
         "completion/len_mean": sum(len(t) for t in targets) / n,
         "completion/truncated_frac": sum(trunc) / n,
         "time/generate": 0.0, "time/reward": 0.0, "tokens/generated": 0.0,
+        "tokens/trainable": float(batch.completion_mask.sum()),
     }
     samples = [{"id": table.rows[i].get("id"), "completion": table.rows[i]["target"], "reward": None}
                for i in idx[:n_samples]]

@@ -29,13 +29,13 @@ from srlkit.errors import ConfigError, SrlkitError
 from srlkit.fileio import write_json
 from srlkit.train import checkpoint
 from srlkit.train import curriculum
-from srlkit.train import dist, heldout
+from srlkit.train import dist, heldout, runfolder
 from srlkit.train.console import StepReporter
 from srlkit.train.data import PromptTable, read_rows, shard_files
 from srlkit.train.learner import Learner
 from srlkit.train.metrics import MetricsLogger
 from srlkit.train.model import load_policy, merged, pick_dtype
-from srlkit.train.groups import derive_seed, rl_rollouts, sft_rollouts
+from srlkit.train.groups import derive_seed, empty_draw, rl_rollouts, sft_rollouts
 
 
 def default_out() -> Path:
@@ -108,12 +108,8 @@ class Trainer:
             dist.local_quota(cfg.phases[name].prompts_per_step, self.acc, f"train.phases.{name}.prompts_per_step")
         self.run_dir = Path(cfg.out) if cfg.out else default_out()
         self.progress = progress if self.main else None
-        latest = checkpoint.latest_checkpoint(self.run_dir)
-        if latest is not None and not cfg.resume:
-            raise SrlkitError(f"{self.run_dir} already holds checkpoints; pass --resume to continue it, or a new --out")
-        self.resume_from = latest if cfg.resume else None
-        if self.resume_from is not None:
-            checkpoint.check_world_size(latest, json.loads((latest / checkpoint.STATE).read_text()), self.world)
+        # --out is this run's (or, with --resume, the same run): checked before anything is written
+        self.resume_from = runfolder.open_run(cfg, self.run_dir, self.world, main=self.main)
         dist.barrier(self.acc)  # every rank has read the run folder before the main one writes to it
         with dist.main_first(self.acc):  # the main process builds a cached dataset once
             self.data_dir = resolve_data(cfg.data)
@@ -125,7 +121,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.config_toml = to_toml(cfg)
         if self.main:
-            (self.run_dir / "config.toml").write_text(self.config_toml, encoding="utf-8")
+            runfolder.begin_run(self.run_dir, cfg, self.config_toml)  # config.toml + the unfinished manifest
         seed_everything(cfg.seed)  # the same initialisation (e.g. LoRA) on every rank
         self.policy = load_policy(cfg.model, base_copy=curriculum.base_copy(cfg))
         self.learner = Learner(self.policy, cfg.loss, self.acc)
@@ -314,13 +310,14 @@ class Trainer:
             counts["dropped"] += int(m.get("sampling/dropped_equal", 0) + m.get("sampling/dropped_invalid", 0))
             for k in ("generate", "reward"):
                 split[k] += m.get(f"time/{k}", 0.0)
-            if m.get("sampling/kept", 1) < 1:  # every group filtered: nothing to learn, not a step
+            empty = empty_draw(m)  # every group filtered, or no token to train on: not a step
+            if empty:
                 counts["empty_draws"] += 1
                 empty_run.append(m)
-                self.reporter.warn(f"{name} step {step + 1}: draw {len(empty_run)} kept no group "
+                self.reporter.warn(f"{name} step {step + 1}: draw {len(empty_run)} {empty[0]} "
                                    f"({dead_cause(empty_run[-1:], cap)})")
                 if len(empty_run) >= pc.sampling.patience:
-                    gave_up = (f"{name}: {len(empty_run)} draws in a row with every group's rewards equal "
+                    gave_up = (f"{name}: {len(empty_run)} draws in a row with {empty[1]} "
                                f"({dead_cause(empty_run, cap)}): {dead_advice(empty_run)}")
                     break
                 continue
@@ -389,6 +386,8 @@ class Trainer:
             self._save_hf(final / "adapter")
         self._write_state(finished=True)
         self.logger.close()
+        if self.main:
+            runfolder.finish_run(self.run_dir)  # the manifest lists every file, with sha256
         self.reporter.close()
         if self._solve is not None and hasattr(self._solve[1], "close"):
             self._solve[1].close()

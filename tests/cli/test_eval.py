@@ -79,6 +79,10 @@ def test_validation_bench_reads_decomposed_folder(tmp_path):
     pl.DataFrame({"id": ["a", "b"], "source_row": [0, 1], "problem": ["1+1?", "2+2?"], "answer": ["2", "4"],
                   "prompt": [[{"role": "user", "content": "x"}]] * 2}).write_parquet(
         d / "rlvr" / "validation-00000-of-00001.parquet")
+    from srlkit import stage
+
+    rel = "rlvr/validation-00000-of-00001.parquet"
+    stage.finish(d, "decompose", [rel], splits={"rlvr": {"validation": [rel]}})  # what decompose writes
     rows = load_bench(f"validation:{d}")
     assert [(r.id, r.answer) for r in rows] == [("a", "2"), ("b", "4")]
     assert load_bench("validation", data_dir=d) == rows

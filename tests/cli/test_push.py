@@ -64,6 +64,10 @@ def test_push_model_uses_export_model(cli, hub_stub, tmp_path, monkeypatch):
     folder.mkdir()
     (folder / "config.json").write_text("{}")
     (folder / "README.md").write_text("# model")
+    (folder / "notes.txt").write_text("not exported: never uploaded")
+    from srlkit import stage
+
+    stage.finish(folder, "export", ["config.json", "README.md"])  # what export_model writes
     fake = types.ModuleType("srlkit.report.model_card")
     fake.export_model = lambda run_dir: folder
     monkeypatch.setitem(sys.modules, "srlkit.report.model_card", fake)
@@ -71,7 +75,7 @@ def test_push_model_uses_export_model(cli, hub_stub, tmp_path, monkeypatch):
     assert res.code == 0, res.err
     repo = hub_stub.repo("me/model", "model")
     assert len(repo.commits) == 1 and repo.commits[0]["revision"] == "main"
-    assert set(repo.commits[0]["files"]) == {"config.json", "README.md"}
+    assert set(repo.commits[0]["files"]) == {"config.json", "README.md", "manifest.json"}
 
 
 def test_published_layout_loads_back(dataset_dir, tmp_path):

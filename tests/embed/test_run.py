@@ -124,7 +124,7 @@ def test_cli_errors_are_one_line(cli, tmp_path):
     assert res.code == 2 and "srlkit decompose" in res.err and "Traceback" not in res.err
     (tmp_path / "empty").mkdir()
     res = cli("embed", tmp_path / "empty")
-    assert res.code == 2 and "no SRL table" in res.err
+    assert res.code == 2 and "not an srlkit output" in res.err and "srlkit decompose" in res.err
     res = cli("embed", tmp_path / "empty", "--dtype", "float8")
     assert res.code == 2 and "dtype" in res.err
 

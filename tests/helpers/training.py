@@ -26,6 +26,9 @@ def write_dataset(out: Path) -> Path:
     from srlkit.data.templates import rlvr_prompt, srl_prompt
     from srlkit.schema import step_hash
 
+    from srlkit import stage
+
+    splits: dict[str, dict[str, list[str]]] = {}
     for split, probs in (("train", PROBLEMS[:5]), ("validation", PROBLEMS[5:])):
         srl, rlvr = [], []
         for k, (prob, steps, ans) in enumerate(probs):
@@ -42,7 +45,10 @@ def write_dataset(out: Path) -> Path:
             d = out / table
             d.mkdir(parents=True, exist_ok=True)
             pl.DataFrame(rows).write_parquet(d / f"{split}-00000-of-00001.parquet")
-    (out / "manifest.json").write_text("{}")
+            splits.setdefault(table, {})[split] = [f"{table}/{split}-00000-of-00001.parquet"]
+    # the manifest a decompose output carries: its stage, its files with sha256, its splits
+    stage.finish(out, "decompose", [f for t in splits.values() for fs in t.values() for f in fs],
+                 config={}, splits=splits)
     return out
 
 
