@@ -65,6 +65,10 @@ def arm_config(train_cfg, arm: str, args, data: Path, out: Path):
         t.model.name_or_path = args.model
     t.report_to = ["jsonl"]
     t.allow_idle_phases = True  # an arm that starves is a result to report, not a crash
+    if out.is_dir() and not (out / "checkpoints").is_dir():  # killed before its first checkpoint: start over
+        import shutil
+
+        shutil.rmtree(out)
     t.resume = (out / "checkpoints").is_dir()
     t.seed = args.seed if args.train_seed is None else args.train_seed
     for name, steps in zip(phases, split_steps(args.steps, phases)):
