@@ -170,6 +170,14 @@ class LossConfig(_Strict):
     # min(pi_trainer_old / pi_engine, tis_cap), correcting for the rollout engine's
     # log-probs differing from the trainer's. 0 disables the correction.
     tis_cap: float = Field(2.0, ge=0)
+    # How that correction applies (srlkit/train/mismatch.py): per token or per sequence (the
+    # product of the token ratios), truncated at tis_cap or masked outside [1/tis_cap, tis_cap].
+    tis_mode: Literal["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"] = "token_truncate"
+    # The surrogate (srlkit/train/loss.py): clip (PPO/GRPO: per-token clipped ratio), gspo (one
+    # ratio per sequence, the geometric mean, clipped per sequence; the paper's clip range is
+    # 3e-4/4e-4 with seq_mean), cispo (the ratio clipped to [1-clip_low, 1+clip_high] as a
+    # stop-gradient weight on log pi: clipping never zeroes a token's gradient).
+    objective: Literal["clip", "gspo", "cispo"] = "clip"
 
 
 class RewardSpec(_Strict):

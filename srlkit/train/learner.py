@@ -219,6 +219,7 @@ class Learner:
                         aggregation=self.loss_cfg.aggregation, norm=norm,
                         ref_logp=mb.ref_logprobs, beta=self.loss_cfg.kl_beta,
                         behav_logp=mb.behavior_logprobs, tis_cap=self.loss_cfg.tis_cap,
+                        objective=self.loss_cfg.objective, tis_mode=self.loss_cfg.tis_mode,
                     )
                     # the backend averages gradients over ranks; the normalisers are global sums
                     self.acc.backward(loss * world if world > 1 else loss)
