@@ -115,10 +115,14 @@ class ModelConfig(_Strict):
     name_or_path: str | None = None  # None: the packaged SmolLM2-135M-Instruct
     revision: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    gradient_checkpointing: bool = False
+    # recompute each layer's activations in backward: "auto" turns it on when training on CUDA
+    # (activations dominate a GPU update's memory) and leaves it off on CPU (it costs ~30% time)
+    gradient_checkpointing: bool | Literal["auto"] = "auto"
     # the learner's forward runs each group's prompt once, its G completions packed behind it
-    # (same logits and gradients; srlkit/train/packing.py). Off: one row per completion.
-    pack_prompts: bool = True
+    # (same logits and gradients; srlkit/train/packing.py): "auto" where a cost rule fitted to
+    # measurements says it is faster on this device (srlkit/train/pack_policy.py), true whenever
+    # it saves a quarter of the tokens, false never (one row per completion).
+    pack_prompts: bool | Literal["auto"] = "auto"
     lora: LoraConfig = Field(default_factory=LoraConfig)
 
     @field_validator("name_or_path")

@@ -131,6 +131,11 @@ def estimate(shape: Shape, *, lora_r: int | None, compute_dtype: str, micro_batc
     return est
 
 
+def checkpointing(setting: bool | str, device_type: str) -> bool:
+    """`model.gradient_checkpointing` resolved: "auto" is on for a CUDA run, off on CPU."""
+    return device_type == "cuda" if setting == "auto" else bool(setting)
+
+
 def estimate_for(cfg: Any, shape: Shape, *, world_size: int, backend: str, card_bytes: float | None) -> Estimate:
     """`estimate` for a TrainConfig: the largest micro-batch of its phases."""
     from srlkit.train.model import pick_dtype
