@@ -135,19 +135,22 @@ def main() -> None:
 
 
 def fit_w(runs: list[tuple[str, float, float, float]]) -> dict:
-    """Least squares of seconds = a * matmul FLOPs + b_kind * attention FLOPs; W_kind = b_kind / a."""
+    """Least squares of seconds = c + a * matmul FLOPs + b_kind * attention FLOPs; W_kind = b_kind / a.
+
+    The constant c is the per-op overhead both layouts pay alike (they run the same kernels)."""
     import torch
 
-    kinds = sorted({k.split(":")[-1] if k.startswith("plain:") else k for k, *_ in runs})
-    X = torch.zeros(len(runs), 1 + len(kinds), dtype=torch.float64)
+    kinds = sorted({k.split(":")[-1] for k, *_ in runs})
+    X = torch.zeros(len(runs), 2 + len(kinds), dtype=torch.float64)
     y = torch.tensor([r[3] for r in runs], dtype=torch.float64)
     for i, (k, tok, att, _) in enumerate(runs):
-        X[i, 0] = tok
-        X[i, 1 + kinds.index(k.split(":")[-1])] = att
+        X[i, 0], X[i, 1] = 1.0, tok
+        X[i, 2 + kinds.index(k.split(":")[-1])] = att
     scale = X.abs().max(0).values.clamp(min=1.0)
     coef = torch.linalg.lstsq(X / scale, y[:, None]).solution[:, 0] / scale
-    a = float(coef[0])
-    return {"s_per_matmul_gflop": a * 1e9, **{f"W_{k}": round(float(coef[1 + i]) / a, 2) for i, k in enumerate(kinds)}}
+    a = float(coef[1])
+    return {"overhead_s": round(float(coef[0]), 4), "s_per_matmul_gflop": round(a * 1e9, 5),
+            **{f"W_{k}": round(float(coef[2 + i]) / a, 2) for i, k in enumerate(kinds)}}
 
 
 if __name__ == "__main__":

@@ -28,10 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from srlkit.train.logprobs import CHUNK_BYTES
+from srlkit.train.memory import FUSED_MODELS  # beside the estimate, which imports no torch
 
-# model_type values whose forward is `logits = lm_head(hidden[:, keep])` and nothing after it
-FUSED_MODELS = frozenset({"llama", "qwen2", "qwen3", "mistral", "phi3", "olmo2", "smollm3"})
+# fp32 bytes of one chunk's logits. Backward holds about four such blocks at once (the
+# recomputed logits, their exp, the gather's scatter and the sum), so this bounds the head's
+# transient memory at ~256 MiB; chunks of 341 tokens at a 49k vocabulary still fill a GPU matmul.
+CHUNK_BYTES = 64 * 2**20
+
 
 
 @dataclass
