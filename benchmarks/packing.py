@@ -1,8 +1,8 @@
 """The learner's update forward+backward per layout: plain rows against packed prompts, per kernel.
 
     python benchmarks/packing.py                                   # CPU: SmolLM2 + LoRA, sdpa packing
-    python benchmarks/packing.py --model random:qwen2.5-0.5b --kinds sdpa,flex_attention --rows 64 \
-        --shapes 8:256:128,8:64:256,4:512:64                      # CUDA (bf16, checkpointing as "auto")
+    python benchmarks/packing.py --model random:qwen2.5-0.5b --tokenizer TOK --kinds sdpa,flex_attention \
+        --rows 64 --shapes 8:256:128,8:64:256,4:512:64          # CUDA (bf16, checkpointing "auto": on)
 
 One micro-batch of `--rows` rows per shape G:P:L (rows / G prompts of P tokens, each with G
 completions of up to L tokens; random token ids), run through the learner's own forward
@@ -53,6 +53,7 @@ def batch_for(G: int, P: int, L: int, rows: int, seed: int = 0):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder, or random:qwen2.5-0.5b (default: the bundled SmolLM2)")
+    ap.add_argument("--tokenizer", default=None, help="for random: models (default: the bundled SmolLM2's)")
     ap.add_argument("--shapes", default="4:250:64,8:256:64,2:300:48,4:128:128,8:64:256,8:32:320",
                     help="G:P:L, comma-separated")
     ap.add_argument("--rows", type=int, default=8, help="rows per micro-batch")
@@ -74,7 +75,8 @@ def main() -> None:
     from srlkit.train.model import load_policy
 
     packing.MIN_SAVED = -1.0  # time every shape packed, even where the plan would not pack it
-    path = materialise(a.model, None, Path(os.environ.get("TMPDIR", "/tmp")) / "srlkit-bench") if a.model else str(smollm2_dir())
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / "srlkit-bench"
+    path = materialise(a.model, a.tokenizer, work) if a.model else str(smollm2_dir())
     ckpt = {"auto": "auto", "true": True, "false": False}[a.gradient_checkpointing]
     torch.manual_seed(0)
     policy = load_policy(ModelConfig(name_or_path=path, gradient_checkpointing=ckpt, pack_prompts=False,
