@@ -62,7 +62,10 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="full fine-tuning (default: LoRA r=8 all-linear)")
     ap.add_argument("--gradient-checkpointing", default="auto", choices=["auto", "true", "false"])
     ap.add_argument("--out", default=None, help="append the JSON lines to this file")
+    ap.add_argument("--fit", default=None, help="only fit W to the shape lines of this file (earlier --out runs)")
     a = ap.parse_args()
+    if a.fit:
+        return refit(a.fit)
 
     import torch
 
@@ -120,20 +123,51 @@ def main() -> None:
             tok = rows * (Pc + kk * Lc) * 2.0 * shape.layer_params() * shape.layers
             att = pack_policy.scores(rows, Pc, Lc, kk, kind) * 4.0 * shape.hidden * shape.layers
             row[k] = {"median_s": round(statistics.median(ts), 4), "all_s": [round(x, 3) for x in ts],
-                      "tokens": rows * (Pc + kk * Lc)}
-            runs.append((k if k != "plain" else f"plain:{own}", tok, att, statistics.median(ts)))
+                      "tokens": rows * (Pc + kk * Lc), "kernel": kind, "matmul_flops": tok, "attention_flops": att}
+            runs.append((kind, tok, att, statistics.median(ts), spec, k))
         row["fastest"] = min(times, key=lambda k: statistics.median(times[k]))
         print(json.dumps(row), flush=True)
         if a.out:
             with open(a.out, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
+    report_fit(runs, dev, load0, a.out)
+
+
+def report_fit(runs: list, dev: str, load0: tuple, out: str | None) -> None:
+    """Print the fitted W per kernel, and per shape the measured winner beside the rule's choice
+    with the fitted W (packed when its predicted cost is under 1 - MARGIN of plain's)."""
+    from srlkit.train import pack_policy
+
     fit = fit_w(runs)
-    line = {"fit": fit, "device": dev, "load_start": load0, "load_end": os.getloadavg(),
+    shapes: dict[str, dict] = {}
+    for kind, tok, att, t, spec, layout in runs:
+        shapes.setdefault(spec, {})[layout] = (kind, tok, att, t)
+    decisions = {}
+    for spec, lay in shapes.items():
+        plain = lay.pop("plain")
+        cost = lambda r: r[1] + fit.get(f"W_{r[0]}", 0.0) * r[2]  # noqa: E731
+        decisions[spec] = {k: {"measured_faster": r[3] < plain[3],
+                               "rule_packs": cost(r) <= (1 - pack_policy.MARGIN) * cost(plain)} for k, r in lay.items()}
+    line = {"fit": fit, "decisions": decisions, "device": dev, "load_start": load0, "load_end": os.getloadavg(),
             "current_rule": {f"{d}/{k}": w for (d, k), w in pack_policy.MEASURED_W.items()}}
     print("FIT " + json.dumps(line), flush=True)
-    if a.out:
-        with open(a.out, "a", encoding="utf-8") as fh:
+    if out:
+        with open(out, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line) + "\n")
+
+
+def refit(path: str) -> None:
+    """The fit of every shape line in a JSON-lines file of earlier runs (`--fit FILE`)."""
+    runs, dev = [], "cpu"
+    for line in Path(path).read_text().splitlines():
+        row = json.loads(line)
+        if "shape" not in row:
+            continue
+        dev = row["device"]
+        for k, v in row.items():
+            if isinstance(v, dict) and "matmul_flops" in v:
+                runs.append((v["kernel"], v["matmul_flops"], v["attention_flops"], v["median_s"], row["shape"], k))
+    report_fit(runs, dev, os.getloadavg(), None)
 
 
 def fit_w(runs: list[tuple[str, float, float, float]]) -> dict:
@@ -142,12 +176,12 @@ def fit_w(runs: list[tuple[str, float, float, float]]) -> dict:
     The constant c is the per-op overhead both layouts pay alike (they run the same kernels)."""
     import torch
 
-    kinds = sorted({k.split(":")[-1] for k, *_ in runs})
+    kinds = sorted({k for k, *_ in runs})
     X = torch.zeros(len(runs), 2 + len(kinds), dtype=torch.float64)
     y = torch.tensor([r[3] for r in runs], dtype=torch.float64)
-    for i, (k, tok, att, _) in enumerate(runs):
+    for i, (k, tok, att, *_) in enumerate(runs):
         X[i, 0], X[i, 1] = 1.0, tok
-        X[i, 2 + kinds.index(k.split(":")[-1])] = att
+        X[i, 2 + kinds.index(k)] = att
     scale = X.abs().max(0).values.clamp(min=1.0)
     coef = torch.linalg.lstsq(X / scale, y[:, None]).solution[:, 0] / scale
     a = float(coef[1])

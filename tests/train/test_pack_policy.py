@@ -38,9 +38,10 @@ def _decide(G: int, P: int, L: int, rows: int = 8) -> bool:
     return Packer(kind="sdpa", own="sdpa", mode="auto", device="cpu", shape=SMOLLM2).use(plan, mb)
 
 
-# micro-batches measured on CPU with benchmarks/packing.py (SmolLM2 + LoRA, 8 rows, paired
-# repeats; benchmarks/RESULTS.md): shape G:P:L -> whether packed with SDPA was faster
-MEASURED_CPU = {(4, 250, 64): True, (8, 256, 64): True, (2, 300, 48): True, (4, 128, 128): True}
+# micro-batches measured on CPU with benchmarks/packing.py (SmolLM2 + LoRA, 8 rows, medians of
+# paired repeats): shape G:P:L -> whether packed with SDPA was faster than the plain layout
+MEASURED_CPU = {(4, 250, 64): True, (8, 256, 64): True, (2, 300, 48): True, (4, 128, 128): True,
+                (8, 64, 256): False, (8, 32, 320): False}
 
 
 @pytest.mark.parametrize("shape,faster", sorted(MEASURED_CPU.items()))
