@@ -34,11 +34,12 @@ from srlkit.train.memory import Shape
 
 # (device type, kernel) -> W, fitted by benchmarks/packing.py. CPU: SmolLM2 + LoRA, 8-row
 # micro-batches at six shapes G:P:L (4:250:64, 8:256:64, 2:300:48, 4:128:128 packed faster;
-# 8:64:256, 8:32:320 plain faster), medians of 5 paired repeats, one thread, load 4-14 from other
-# jobs: W = 0.78, and the rule picks the measured winner at all six. Any W in [0.16, 5] does too.
-# CUDA (FlexAttention, SDPA): not measured yet; benchmarks/gpu_issue22.sh prints the fit.
+# 8:64:256, 8:32:320 plain faster), medians of 3 paired repeats, 2 threads, idle machine
+# (2026-12-04): W = 1.92, and the rule picks the measured winner at all six (any W in
+# [0.16, 5] would; a one-thread run under load gave 0.78). CUDA (FlexAttention, SDPA): not
+# measured yet, so not packed under "auto"; benchmarks/gpu_issue22.sh prints the fit.
 MEASURED_W: dict[tuple[str, str], float] = {
-    ("cpu", "sdpa"): 0.78,
+    ("cpu", "sdpa"): 1.92,
 }
 MARGIN = 0.1  # pack only when the rule predicts at least this saving (the fit's scatter)
 FLEX_BLOCK = 128  # FlexAttention's default block: a block with one visible score is computed whole
