@@ -55,7 +55,7 @@ def main() -> None:
         got = json.loads(line)
         mbs, p, c, lora, ckpt = got["case"]
         est = estimate(shape, lora_r=lora or None, compute_dtype=dtype, micro_batch=mbs, prompt_len=p,
-                       completion_len=c, grad_ckpt=bool(ckpt))
+                       completion_len=c, grad_ckpt=bool(ckpt), accumulate=False)  # one micro-batch per step
         row = {"case": got["case"], "device": got["device"], "measured_mib": round(got["peak"] / 2**20, 1),
                "estimate_mib": round(est.peak / 2**20, 1), "ratio": round(est.peak / got["peak"], 3),
                "parts_mib": {k: round(v / 2**20, 1) for k, v in est.parts.items()}}

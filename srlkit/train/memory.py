@@ -3,16 +3,19 @@
 Static: weights, gradients and AdamW state (fp32 master weights for full fine-tuning; the
 frozen base in the compute dtype with LoRA), divided over the ranks as the backend shards
 them (ddp: nothing; zero2: gradients + optimizer; fsdp / zero3: everything). Dynamic, per
-micro-batch: the activations autograd keeps (one saved hidden state per layer with gradient
-checkpointing, plus one layer recomputed), the completion logits (and their gradient) in the
-compute dtype, and the fp32 chunks of `logprobs`. A colocated vLLM engine holds
-`gpu_memory_utilization` of the card while it generates; with sleep mode it frees it for the
-update, so the peak is the larger of the two phases. With `model.pack_prompts` (the default) a
-micro-batch of GRPO rows keeps one prompt per group, not one per row (`shared_prompts` rows share
-one), so the prompt's activations count once per group.
+micro-batch: the tensors autograd saves (per layer and token, counted with saved-tensor hooks;
+SDPA's float mask per layer; with gradient checkpointing only each layer's input), and the LM
+head's transient (`head.py`: a few fp32 logit chunks; full logits for other heads). The peak
+is the larger of backward's start (everything saved, the head's transient, no gradients yet
+unless an earlier micro-batch accumulated some) and its end (every gradient, one layer in
+flight). A colocated vLLM engine holds `gpu_memory_utilization` of the card while it
+generates; with sleep mode it frees it for the update, so the peak is the larger of the two
+phases. A packed micro-batch (`pack_prompts`) keeps one prompt per group, not one per row
+(`shared_prompts` rows share one), so the prompt's activations count once per group.
 
-The formulas are deliberately simple (no allocator slack, no CUDA context, no kernels'
-workspaces); `tests/train/test_memory.py` compares them with measured peaks.
+No allocator slack, CUDA context or kernel workspaces are counted. `tests/train/test_memory.py`
+holds the estimate within 20% of the CPU allocator's measured peak at two shapes, with and
+without checkpointing; `benchmarks/memory_check.py` compares it on a GPU.
 """
 
 from __future__ import annotations
@@ -83,11 +86,12 @@ def estimate(shape: Shape, *, lora_r: int | None, compute_dtype: str, micro_batc
              completion_len: int, world_size: int = 1, backend: str = "ddp", grad_ckpt: bool = False,
              kl_copy: bool = False, vllm_fraction: float = 0.0, card_bytes: float | None = None,
              sleep: bool = True, chunk_bytes: int | None = None, shared_prompts: int = 1, flex: bool = False,
-             fused_head: bool | None = None) -> Estimate:
+             fused_head: bool | None = None, accumulate: bool = True) -> Estimate:
     """Bytes per GPU of one training process (see the module docstring).
 
     `flex`: packed rows use FlexAttention (no dense mask); `fused_head`: the chunked LM head of
-    `head.py` (default: when the model type has it)."""
+    `head.py` (default: when the model type has it); `accumulate`: a step has several
+    micro-batches, so gradients are already there when a later micro-batch's backward starts."""
     from srlkit.train.logprobs import CHUNK_BYTES
 
     if fused_head is None:
@@ -138,11 +142,15 @@ def estimate(shape: Shape, *, lora_r: int | None, compute_dtype: str, micro_batc
     else:  # full logits in the compute dtype, their gradient, and logprobs.py's fp32 chunks
         chunk = chunk_bytes or CHUNK_BYTES
         parts["logits"] = 2 * kept * shape.vocab * cb + min(3 * chunk, 3 * b * completion_len * shape.vocab * 4)
-    # backward starts at the head, with every saved tensor alive; later the layer being
-    # differentiated (recomputed under checkpointing) holds about one layer's activations
-    act = parts["activations"] + max(parts["logits"], per_layer)
+    # backward starts at the head with every saved tensor alive and no gradient yet (unless an
+    # earlier micro-batch of the step left its accumulated gradients); as it proceeds, saved
+    # tensors are freed while gradients fill in, so the other candidate peak is at its end:
+    # every gradient plus the layer in flight (recomputed under checkpointing)
+    head_grad = shape.vocab * h * 4 / shard_opt if full else 0.0  # the head's (or tied embedding's) gradient comes first
+    start = parts["activations"] + max(parts["logits"], per_layer) + (parts["grads"] if accumulate else head_grad)
+    end = parts["grads"] + per_layer
     static = parts["weights"] + parts["grads"] + parts["optimizer"] + parts.get("kl_ref", 0.0) + parts.get("cast_cache", 0.0)
-    train_peak = static + act
+    train_peak = static - parts["grads"] + max(start, end)
     est = Estimate(parts)
     if vllm_fraction > 0 and card_bytes:
         parts["vllm"] = vllm_fraction * card_bytes
@@ -179,6 +187,8 @@ def estimate_for(cfg: Any, shape: Shape, *, world_size: int, backend: str, card_
     r = cfg.rollout
     cuda = card_bytes is not None
     sft = any(cfg.phases[p].kind == "sft" for p in cfg.curriculum)  # SFT rows have distinct prompts
+    rows = max(-(-cfg.phases[p].prompts_per_step // max(1, world_size)) * (r.num_generations if cfg.phases[p].kind == "grpo"
+                                                                          else 1) for p in cfg.curriculum)
     layouts = [1] if cfg.model.pack_prompts is False or sft else [r.num_generations]
     if cfg.model.pack_prompts == "auto" and not sft:
         layouts.append(1)
@@ -189,6 +199,7 @@ def estimate_for(cfg: Any, shape: Shape, *, world_size: int, backend: str, card_
                         world_size=world_size, backend=backend,
                         grad_ckpt=checkpointing(cfg.model.gradient_checkpointing, "cuda" if cuda else "cpu"),
                         kl_copy=cfg.loss.kl_beta > 0, vllm_fraction=r.gpu_memory_utilization if r.engine == "vllm" else 0.0,
-                        card_bytes=card_bytes, sleep=r.sleep_mode, shared_prompts=shared, flex=cuda)
+                        card_bytes=card_bytes, sleep=r.sleep_mode, shared_prompts=shared, flex=cuda,
+                        accumulate=rows > mbs)
 
     return max((one(k) for k in layouts), key=lambda e: e.peak)
