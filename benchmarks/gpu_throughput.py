@@ -160,7 +160,10 @@ def run_srlkit(a, path: str) -> dict:
 
     torch.manual_seed(0)
     lora = None if a.full else LoraConfig(r=16, alpha=32)
-    policy = load_policy(ModelConfig(name_or_path=path, dtype="bfloat16" if _cuda() else "float32", lora=lora),
+    opt = {"auto": "auto", "true": True, "false": False}
+    policy = load_policy(ModelConfig(name_or_path=path, dtype="bfloat16" if _cuda() else "float32", lora=lora,
+                                     gradient_checkpointing=opt[a.gradient_checkpointing],
+                                     pack_prompts=opt[a.pack_prompts]),
                          device="cuda" if _cuda() else "cpu")
     learner = Learner(policy, LossConfig(aggregation="token_mean"))
     table = PromptTable([{"prompt": m} for m in prompt_messages(policy.tokenizer, a)], policy.tokenizer, seed=0,
@@ -201,7 +204,10 @@ def run_srlkit(a, path: str) -> dict:
                      "padded_tokens": int(b.input_ids.numel()),
                      "flops": update_flops(n_params, int(b.input_ids.numel()), lora is not None, vocab, hidden,
                                            b.rows * (b.completion_mask.shape[1] + 1))})
-    return summarise(rows[1:], "srlkit", a)
+    out = summarise(rows[1:], "srlkit", a)
+    out["packing"] = None if learner.packing is None else f"{learner.packing.kind} ({learner.packing.mode})"
+    out["gradient_checkpointing"] = bool(getattr(hf, "is_gradient_checkpointing", False))
+    return out
 
 
 # --------------------------------------------------------------------------- TRL side
@@ -292,6 +298,10 @@ def main() -> None:
     ap.add_argument("--micro-batch", type=int, default=0, help="srlkit micro-batch rows (0: the whole batch)")
     ap.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.3)
+    ap.add_argument("--gradient-checkpointing", default="auto", choices=["auto", "true", "false"],
+                    help="srlkit side (auto: on with CUDA); TRL's GRPOConfig checkpoints by default")
+    ap.add_argument("--pack-prompts", default="auto", choices=["auto", "true", "false"],
+                    help="srlkit side: train.model.pack_prompts (true on CUDA: FlexAttention packing)")
     ap.add_argument("--work", default=None, help="folder for random models (default: a temp dir)")
     ap.add_argument("--side", choices=["srlkit", "trl"], help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help="append each side's JSON result to this file")
@@ -313,7 +323,9 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--side", side, "--model", path, "--engine", a.engine,
                    "--prompts", str(a.prompts), "--G", str(a.G), "--prompt-len", str(a.prompt_len),
                    "--max-new", str(a.max_new), "--steps", str(a.steps), "--micro-batch", str(a.micro_batch),
-                   "--gpu-memory-utilization", str(a.gpu_memory_utilization)] + (["--full"] if a.full else [])
+                   "--gpu-memory-utilization", str(a.gpu_memory_utilization),
+                   "--gradient-checkpointing", a.gradient_checkpointing, "--pack-prompts", a.pack_prompts] + \
+                  (["--full"] if a.full else [])
             proc = subprocess.run(cmd, capture_output=True, text=True)
             line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
             if proc.returncode or not line:

@@ -111,14 +111,14 @@ def matmul_peak(n: int = 1024, reps: int = 5) -> float:
 
 def processed_tokens(learner, b, mbs: int) -> int:
     """Padded tokens the update's forward runs: one row per completion, or, where the learner
-    packs a micro-batch's shared prompts (`srlkit/train/packing.py`), one prompt per group."""
+    packs a micro-batch's shared prompts (`srlkit/train/pack_policy.py` decides), one prompt per group."""
     from srlkit.train import packing
 
     total = 0
     for s in range(0, b.rows, mbs):
         mb = b.slice(s, s + mbs)
         plan = packing.plan(mb.input_ids, mb.attention_mask, mb.prompt_len) if learner.packing else None
-        if plan is None:
+        if plan is None or not learner.packing.use(plan, mb):
             total += int(mb.input_ids.numel())
         else:
             total += len(plan.first_row) * (mb.prompt_len + plan.slots * mb.completion_mask.shape[1])

@@ -116,10 +116,14 @@ class ModelConfig(_Strict):
     name_or_path: str | None = None  # None: the packaged SmolLM2-135M-Instruct
     revision: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    gradient_checkpointing: bool = False
+    # recompute each layer's activations in backward: "auto" turns it on when training on CUDA
+    # (activations dominate a GPU update's memory) and leaves it off on CPU (it costs ~30% time)
+    gradient_checkpointing: bool | Literal["auto"] = "auto"
     # the learner's forward runs each group's prompt once, its G completions packed behind it
-    # (same logits and gradients; srlkit/train/packing.py). Off: one row per completion.
-    pack_prompts: bool = True
+    # (same logits and gradients; srlkit/train/packing.py): "auto" where a cost rule fitted to
+    # measurements says it is faster on this device (srlkit/train/pack_policy.py), true whenever
+    # it saves a quarter of the tokens, false never (one row per completion).
+    pack_prompts: bool | Literal["auto"] = "auto"
     lora: LoraConfig = Field(default_factory=LoraConfig)
 
     @field_validator("name_or_path")
@@ -171,6 +175,14 @@ class LossConfig(_Strict):
     # min(pi_trainer_old / pi_engine, tis_cap), correcting for the rollout engine's
     # log-probs differing from the trainer's. 0 disables the correction.
     tis_cap: float = Field(2.0, ge=0)
+    # How that correction applies (srlkit/train/mismatch.py): per token or per sequence (the
+    # product of the token ratios), truncated at tis_cap or masked outside [1/tis_cap, tis_cap].
+    tis_mode: Literal["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"] = "token_truncate"
+    # The surrogate (srlkit/train/loss.py): clip (PPO/GRPO: per-token clipped ratio), gspo (one
+    # ratio per sequence, the geometric mean, clipped per sequence; the paper's clip range is
+    # 3e-4/4e-4 with seq_mean), cispo (the ratio clipped to [1-clip_low, 1+clip_high] as a
+    # stop-gradient weight on log pi: clipping never zeroes a token's gradient).
+    objective: Literal["clip", "gspo", "cispo"] = "clip"
 
 
 class RewardSpec(_Strict):

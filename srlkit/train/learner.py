@@ -14,9 +14,11 @@ Ranks agree on the number of micro-batches (a rank that ran out runs a zero-weig
 no collective is left waiting when one rank's groups were all filtered. Accumulation
 micro-batches run under `no_sync`.
 
-Shared prompts (`model.pack_prompts`, on by default): when the rows of a micro-batch share a
-prompt, as a GRPO group's do, the prompt runs once with the completions packed behind it
-(`packing.py`; same logits and gradients, a G-th of the prompt's compute and activations).
+Shared prompts (`model.pack_prompts`): when the rows of a micro-batch share a prompt, as a GRPO
+group's do, the prompt can run once with the completions packed behind it (`packing.py`; same
+logits and gradients, a G-th of the prompt's compute and activations); `pack_policy.py` decides
+per micro-batch. The forward (`forward.py`) returns per-token log-probs from the hidden states
+in chunks (`head.py`), never the micro-batch's full [n, L, V] logits.
 
 SFT through the same code: the expert completion as tokens, advantage 1 and
 `old_logprobs=None`. Then old = the current logprobs detached, the ratio is exactly 1 and
@@ -34,9 +36,8 @@ from typing import Any
 import torch
 
 from srlkit.config import LossConfig, PhaseConfig
-from srlkit.train import dist, packing, reference
-from srlkit.train.batch import RolloutBatch, position_ids
-from srlkit.train.logprobs import token_entropy, token_logprobs
+from srlkit.train import dist, forward, pack_policy, reference
+from srlkit.train.batch import RolloutBatch
 from srlkit.train.loss import Norm, policy_loss
 from srlkit.train.model import Policy, eval_mode
 
@@ -75,8 +76,7 @@ class Learner:
         self.phase: PhaseConfig | None = None
         self.kl_beta = loss.kl_beta  # the current phase's (begin_phase)
         self.ref_snapshot: dict[str, torch.Tensor] | None = None  # kl_reference = "phase_start"
-        attn = packing.attention_kind(self.acc.unwrap_model(policy.model))
-        self.packing = attn if policy.pack_prompts and attn in packing.MASKED_ATTENTION else None
+        self.packing = pack_policy.packer(policy.pack_prompts, self.acc.unwrap_model(policy.model), self.device)
 
     @property
     def device(self) -> torch.device:
@@ -126,20 +126,12 @@ class Learner:
     # ------------------------------------------------------------------ forward passes
 
     def _logits(self, model: Any, mb: RolloutBatch) -> torch.Tensor:
-        """Raw logits [n, L, V] in the compute dtype (temperature is applied per chunk later)."""
-        L = mb.completion_mask.shape[1]
-        plan = packing.plan(mb.input_ids, mb.attention_mask, mb.prompt_len) if self.packing else None
-        if plan is not None:  # a group's prompt runs once, its completions in slots behind it
-            kw = packing.pack(plan, mb.input_ids, mb.attention_mask, mb.prompt_len, self.packing, torch.float32)
-            return packing.unpack(plan, model(**kw, use_cache=False).logits)
-        out = model(
-            input_ids=mb.input_ids,
-            attention_mask=mb.attention_mask,
-            position_ids=position_ids(mb.attention_mask),
-            logits_to_keep=L + 1,
-            use_cache=False,
-        )
-        return out.logits[:, :-1, :]  # position t predicts token t+1
+        """Raw logits [n, L, V] in the compute dtype (tests and models whose head is not chunked)."""
+        return forward.completion_logits(model, self.acc.unwrap_model(model), mb, self.packing)
+
+    def _logprobs(self, model: Any, mb: RolloutBatch, entropy: bool = False) -> tuple[torch.Tensor, Any]:
+        """log p(token) [n, L] fp32 at the batch's temperature, and the entropy [n, L] when asked."""
+        return forward.completion_logprobs(model, self.acc.unwrap_model(model), mb, self.packing, entropy)
 
     def _micro_batches(self, batch: RolloutBatch, mbs: int) -> list[RolloutBatch | None]:
         """This rank's micro-batches, padded with None (a dummy) to the most any rank has."""
@@ -157,6 +149,7 @@ class Learner:
                             max_new_tokens=like.max_new_tokens)
 
     @torch.no_grad()
+    @forward.restore_attention
     def logprobs(self, batch: RolloutBatch, model: Any, ctx=nullcontext) -> torch.Tensor:
         batch = batch.to(self.device)
         out = []
@@ -165,8 +158,7 @@ class Learner:
             for mb in self._micro_batches(batch, mbs):
                 real = mb is not None
                 mb = mb if real else self._dummy(batch)
-                L = mb.completion_mask.shape[1]
-                lp = token_logprobs(self._logits(model, mb), mb.input_ids[:, -L:], mb.temperature)
+                lp, _ = self._logprobs(model, mb)
                 if real:
                     out.append(lp)
         return torch.cat(out) if out else batch.completion_mask.clone()
@@ -192,6 +184,7 @@ class Learner:
 
     # ------------------------------------------------------------------ the update
 
+    @forward.restore_attention
     def update(self, batch: RolloutBatch) -> dict[str, float]:
         """`mu` optimizer steps on one rollout batch; returns loss/clip/KL/entropy/grad-norm/lr.
 
@@ -226,10 +219,8 @@ class Learner:
                     self.model.set_gradient_accumulation_boundary(sync)
                     self.acc.gradient_state._set_sync_gradients(sync)
                 with (nullcontext() if sync else self.acc.no_sync(self.model)):
-                    L = mb.completion_mask.shape[1]
                     with self.acc.autocast():
-                        logits = self._logits(self.model, mb)
-                        logp = token_logprobs(logits, mb.input_ids[:, -L:], mb.temperature)
+                        logp, ent = self._logprobs(self.model, mb, entropy=it == 0)
                     if mb.old_logprobs is not None:
                         old = mb.old_logprobs
                     elif it == 0:
@@ -242,17 +233,17 @@ class Learner:
                         aggregation=self.loss_cfg.aggregation, norm=norm,
                         ref_logp=mb.ref_logprobs, beta=self.kl_beta,
                         behav_logp=mb.behavior_logprobs, tis_cap=self.loss_cfg.tis_cap,
+                        objective=self.loss_cfg.objective, tis_mode=self.loss_cfg.tis_mode,
                     )
                     # the backend averages gradients over ranks; the normalisers are global sums
                     self.acc.backward(loss * world if world > 1 else loss)
                 if not real:
-                    del logits, logp, loss
+                    del logp, ent, loss
                     continue
                 acc_sums[0] += float(loss.detach()) / mu
                 acc_sums[1] += st["clipped"] / mu
                 acc_sums[2] += st.get("kl_sum", 0.0) / mu
                 if it == 0:
-                    ent = token_entropy(logits.detach(), mb.temperature)
                     acc_sums[3] += float((ent * mb.completion_mask).sum())
                     acc_sums[4] += st["tokens"]
                     acc_sums[7] -= float((logp.detach() * mb.completion_mask).sum())
@@ -260,7 +251,7 @@ class Learner:
                         acc_sums[5] += st["mismatch_sum"]
                         acc_sums[6] += st.get("tis_clipped", 0.0)
                         mismatch_max = max(mismatch_max, st["mismatch_max"])
-                del logits, logp, loss
+                del logp, ent, loss
             max_norm = self.phase.max_grad_norm if self.phase.max_grad_norm > 0 else float("inf")
             gn = self.acc.clip_grad_norm_(self.model.parameters(), max_norm)
             stats["lr"] = self.scheduler.get_last_lr()[0]

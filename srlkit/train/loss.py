@@ -3,6 +3,16 @@
 All per-token tensors are [N, L] (rows x completion columns) with a 0/1 `mask`.
 The aggregation normalisers can be given for the *whole* rollout batch, so that summing
 micro-batch losses under gradient accumulation gives exactly the full-batch loss.
+
+Objectives (`loss.objective`), with r = pi / pi_old:
+- `clip` (PPO/GRPO/DAPO): -min(r A, clip(r) A) per token.
+- `gspo` (GSPO, Zheng et al. 2025): one ratio per sequence, s = exp(mean_t log r_t), clipped
+  per sequence: -min(s A, clip(s) A) on each of its tokens. Its gradient reaches every token
+  through the mean, so a sequence is clipped (or not) as a whole.
+- `cispo` (CISPO, MiniMax-M1): -sg(clip(r)) A log pi. The clipped ratio is only a
+  coefficient, so a clipped token still has the gradient A * w * d log pi (the clipped
+  surrogate zeroes it). At r = 1 all three have the plain policy gradient.
+The engine/trainer mismatch correction (`loss.tis_mode`) is in `mismatch.py`.
 """
 
 from __future__ import annotations
@@ -10,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from srlkit.train.mismatch import importance_weights, mismatch_weights  # noqa: F401  (importance_weights: API)
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -30,15 +42,6 @@ def token_entropy(logits: torch.Tensor) -> torch.Tensor:
     logz = torch.logsumexp(logits, dim=-1, keepdim=True)
     p = torch.exp(logits - logz)
     return (logz.squeeze(-1) - (p * logits).sum(-1))
-
-
-def importance_weights(old_logp: torch.Tensor, behav_logp: torch.Tensor, cap: float) -> torch.Tensor:
-    """Truncated importance weights min(exp(old - behav), cap) per token (no gradient).
-
-    >>> importance_weights(torch.tensor([0.0, 0.0]), torch.tensor([0.0, -2.0]), 2.0).tolist()
-    [1.0, 2.0]
-    """
-    return torch.exp(old_logp - behav_logp).clamp(max=cap).detach()
 
 
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
@@ -100,23 +103,40 @@ def policy_loss(
     beta: float = 0.0,
     behav_logp: torch.Tensor | None = None,
     tis_cap: float = 0.0,
+    objective: str = "clip",
+    tis_mode: str = "token_truncate",
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The clipped surrogate: -min(r A, clip(r, 1-clip_low, 1+clip_high) A) * w + beta KL.
+    """The policy-gradient loss of `objective` (see the module docstring) + beta KL.
 
     `advantages` is [N] (one per sequence) or [N, L] (per token). `old_logp` is the
     trainer's own log-probability at rollout time (pi_old); `behav_logp`, when given, is
     the rollout engine's (the policy that actually sampled). Engines and trainers never
-    agree exactly (other kernels, bf16, merged LoRA), so each token is reweighted by the
-    truncated importance weight w = min(pi_old / pi_behav, tis_cap) (detached; tis_cap <= 0:
-    no correction). Returns the loss and summed statistics (clipped tokens, KL sum, token
-    count, |old - behav| sum and max) for logging.
+    agree exactly (other kernels, bf16, merged LoRA), so the loss is reweighted by
+    pi_old / pi_behav as `tis_mode` says (`mismatch.mismatch_weights`; by default each token's
+    truncated ratio min(pi_old / pi_behav, tis_cap); tis_cap <= 0: no correction). Returns the
+    loss and summed statistics (clipped tokens, KL sum, token count, |old - behav| sum and max,
+    corrected tokens) for logging.
     """
     if advantages.dim() == 1:
         advantages = advantages.unsqueeze(-1).expand_as(logp)
     norm = norm or batch_norm(mask, logp.shape[1])
-    ratio = torch.exp(logp - old_logp)
-    clipped = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
-    per_token = -torch.minimum(ratio * advantages, clipped * advantages)
+    lo, hi = 1.0 - clip_low, 1.0 + clip_high
+    if objective == "gspo":  # [N, 1]: the geometric mean of the token ratios
+        log_ratio = ((logp - old_logp) * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)
+        ratio = torch.exp(log_ratio)
+    else:
+        ratio = torch.exp(logp - old_logp)
+    if objective == "cispo":
+        weight = torch.clamp(ratio, lo, hi).detach()
+        per_token = -weight * advantages * logp
+        is_clipped = (ratio < lo) | (ratio > hi)
+    elif objective in ("clip", "gspo"):
+        clipped = torch.clamp(ratio, lo, hi)
+        per_token = -torch.minimum(ratio * advantages, clipped * advantages)
+        # A token is clipped when the clipped branch is the one min() picked and it differs.
+        is_clipped = ((ratio < lo) & (advantages < 0)) | ((ratio > hi) & (advantages > 0))
+    else:
+        raise ValueError(f"unknown objective '{objective}'")
     stats: dict[str, float] = {"tokens": float(mask.sum())}
     if behav_logp is not None:
         # NaN marks tokens no engine sampled (an expert step placed in a group): weight 1
@@ -125,11 +145,9 @@ def policy_loss(
         stats["mismatch_sum"] = float(diff.abs().sum())
         stats["mismatch_max"] = float(diff.abs().max()) if diff.numel() else 0.0
         if tis_cap > 0:
-            w = importance_weights(old_logp.detach(), behav_logp, tis_cap)
-            stats["tis_clipped"] = float(((w >= tis_cap) * mask).sum())
+            w, corrected = mismatch_weights(old_logp.detach(), behav_logp, mask, tis_cap, tis_mode)
+            stats["tis_clipped"] = float((corrected * mask).sum())
             per_token = per_token * w
-    # A token is clipped when the clipped branch is the one min() picked and it differs.
-    is_clipped = ((ratio < 1.0 - clip_low) & (advantages < 0)) | ((ratio > 1.0 + clip_high) & (advantages > 0))
     stats["clipped"] = float((is_clipped.float() * mask).sum())
     if ref_logp is not None and beta > 0:
         kl = kl_k3(logp, ref_logp)

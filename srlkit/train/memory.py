@@ -3,16 +3,19 @@
 Static: weights, gradients and AdamW state (fp32 master weights for full fine-tuning; the
 frozen base in the compute dtype with LoRA), divided over the ranks as the backend shards
 them (ddp: nothing; zero2: gradients + optimizer; fsdp / zero3: everything). Dynamic, per
-micro-batch: the activations autograd keeps (one saved hidden state per layer with gradient
-checkpointing, plus one layer recomputed), the completion logits (and their gradient) in the
-compute dtype, and the fp32 chunks of `logprobs`. A colocated vLLM engine holds
-`gpu_memory_utilization` of the card while it generates; with sleep mode it frees it for the
-update, so the peak is the larger of the two phases. With `model.pack_prompts` (the default) a
-micro-batch of GRPO rows keeps one prompt per group, not one per row (`shared_prompts` rows share
-one), so the prompt's activations count once per group.
+micro-batch: the tensors autograd saves (per layer and token, counted with saved-tensor hooks;
+SDPA's float mask per layer; with gradient checkpointing only each layer's input), and the LM
+head's transient (`head.py`: a few fp32 logit chunks; full logits for other heads). The peak
+is the larger of backward's start (everything saved, the head's transient, no gradients yet
+unless an earlier micro-batch accumulated some) and its end (every gradient, one layer in
+flight). A colocated vLLM engine holds `gpu_memory_utilization` of the card while it
+generates; with sleep mode it frees it for the update, so the peak is the larger of the two
+phases. A packed micro-batch (`pack_prompts`) keeps one prompt per group, not one per row
+(`shared_prompts` rows share one), so the prompt's activations count once per group.
 
-The formulas are deliberately simple (no allocator slack, no CUDA context, no kernels'
-workspaces); `tests/train/test_memory.py` compares them with measured peaks.
+No allocator slack, CUDA context or kernel workspaces are counted. `tests/train/test_memory.py`
+holds the estimate within 20% of the CPU allocator's measured peak at two shapes, with and
+without checkpointing; `benchmarks/memory_check.py` compares it on a GPU.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GiB = 2**30
+# model types whose causal-LM forward is `lm_head(hidden)` and nothing after: the learner computes
+# their log-probs from the hidden states in chunks (head.py), never the full logits
+FUSED_MODELS = frozenset({"llama", "qwen2", "qwen3", "mistral", "phi3", "olmo2", "smollm3"})
 _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
@@ -36,6 +42,7 @@ class Shape:
     kv_heads: int
     tied: bool = False
     qkv_bias: bool = False
+    fused_head: bool = True  # the learner's chunked LM head applies (head.FUSED_MODELS)
 
     @classmethod
     def from_config(cls, c: Any) -> Shape:
@@ -44,7 +51,8 @@ class Shape:
         return cls(hidden=int(get("hidden_size")), layers=int(get("num_hidden_layers")),
                    intermediate=int(get("intermediate_size")), vocab=int(get("vocab_size")), heads=heads,
                    kv_heads=int(get("num_key_value_heads") or heads), tied=bool(get("tie_word_embeddings", False)),
-                   qkv_bias=str(get("model_type", "")).startswith("qwen2"))
+                   qkv_bias=str(get("model_type", "")).startswith("qwen2"),
+                   fused_head=str(get("model_type", "")) in FUSED_MODELS)
 
     def layer_params(self) -> int:
         h, kv = self.hidden, self.hidden // self.heads * self.kv_heads
@@ -77,9 +85,17 @@ class Estimate:
 def estimate(shape: Shape, *, lora_r: int | None, compute_dtype: str, micro_batch: int, prompt_len: int,
              completion_len: int, world_size: int = 1, backend: str = "ddp", grad_ckpt: bool = False,
              kl_copy: bool = False, vllm_fraction: float = 0.0, card_bytes: float | None = None,
-             sleep: bool = True, chunk_bytes: int | None = None, shared_prompts: int = 1) -> Estimate:
-    """Bytes per GPU of one training process (see the module docstring)."""
+             sleep: bool = True, chunk_bytes: int | None = None, shared_prompts: int = 1, flex: bool = False,
+             fused_head: bool | None = None, accumulate: bool = True) -> Estimate:
+    """Bytes per GPU of one training process (see the module docstring).
+
+    `flex`: packed rows use FlexAttention (no dense mask); `fused_head`: the chunked LM head of
+    `head.py` (default: when the model type has it); `accumulate`: a step has several
+    micro-batches, so gradients are already there when a later micro-batch's backward starts."""
     from srlkit.train.logprobs import CHUNK_BYTES
+
+    if fused_head is None:
+        fused_head = shape.fused_head
 
     w, cb = max(1, world_size), _BYTES[compute_dtype]
     n = shape.params()
@@ -96,23 +112,45 @@ def estimate(shape: Shape, *, lora_r: int | None, compute_dtype: str, micro_batc
     if full and cb == 2 and backend == "ddp":  # autocast keeps a bf16 copy of each fp32 weight it used
         parts["cast_cache"] = n * cb
     b, h, i = micro_batch, shape.hidden, shape.intermediate
-    # tokens per micro-batch (s * b): one row per completion, or one prompt per group when packed
+    # tokens per micro-batch: one row per completion, or one prompt per group when packed
     groups = -(-b // max(1, min(shared_prompts, b)))
-    s = (b * (prompt_len + completion_len) if groups == b else groups * prompt_len + b * completion_len) / b
-    kv = h // shape.heads * shape.kv_heads
-    # saved per layer: norms, q/k/v, attention out, o_proj and MLP inputs, gate/up/act (flash/sdpa: no S^2)
-    per_layer = s * b * (6 * h + 2 * kv + 4 * i) * cb
-    if cb == 2:  # under bf16 autocast the two RMSNorms run in fp32 and keep fp32 input and output
-        per_layer += s * b * 16 * h
-    if grad_ckpt:
-        act = shape.layers * s * b * h * cb + per_layer
+    if groups == b:
+        tokens, rows, width = b * (prompt_len + completion_len), b, prompt_len + completion_len
     else:
-        act = shape.layers * per_layer
-    parts["activations"] = act
-    chunk = chunk_bytes or CHUNK_BYTES
-    parts["logits"] = 2 * b * (completion_len + 1) * shape.vocab * cb + min(3 * chunk, 3 * b * completion_len * shape.vocab * 4)
+        k = -(-b // groups)
+        tokens, rows, width = groups * prompt_len + b * completion_len, groups, prompt_len + k * completion_len
+    # saved per layer and token (counted with saved-tensor hooks on Llama, attention under a mask,
+    # so k and v are repeated to all heads): residual, norm, q, k, v, attention out and its copy,
+    # gate/up/act/product; full fine-tuning also keeps the norms' outputs for their weights' grads
+    per_token = (8 * h + 4 * i + (2.5 * h if full else 0.0)) * cb
+    if cb == 2:  # under bf16 autocast the two RMSNorms run in fp32 and keep fp32 input and output
+        per_token += 16 * h
+    # SDPA turns the boolean mask into a float one per layer and keeps it (FlexAttention: no such mask)
+    mask = 0.0 if flex else rows * width * width * cb
+    per_layer = tokens * per_token + mask
+    outside = 3 * tokens * h * cb  # the embedding output and the final norm's saved tensors
+    if grad_ckpt:  # each layer's input; backward recomputes one layer at a time
+        parts["activations"] = shape.layers * tokens * h * cb + outside
+    else:
+        parts["activations"] = shape.layers * per_layer + outside
+    kept = b * (completion_len + 1)  # positions the LM head runs on
+    if fused_head:  # head.py: the kept hidden states (and their gradient), ~4.5 fp32 logit chunks in backward
+        from srlkit.train.head import tokens_per_chunk
+
+        chunk = min(kept, tokens_per_chunk(shape.vocab, chunk_bytes)) * shape.vocab * 4
+        parts["logits"] = 2 * kept * h * cb + (4.5 if cb == 4 else 5.0) * chunk
+    else:  # full logits in the compute dtype, their gradient, and logprobs.py's fp32 chunks
+        chunk = chunk_bytes or CHUNK_BYTES
+        parts["logits"] = 2 * kept * shape.vocab * cb + min(3 * chunk, 3 * b * completion_len * shape.vocab * 4)
+    # backward starts at the head with every saved tensor alive and no gradient yet (unless an
+    # earlier micro-batch of the step left its accumulated gradients); as it proceeds, saved
+    # tensors are freed while gradients fill in, so the other candidate peak is at its end:
+    # every gradient plus the layer in flight (recomputed under checkpointing)
+    head_grad = shape.vocab * h * 4 / shard_opt if full else 0.0  # the head's (or tied embedding's) gradient comes first
+    start = parts["activations"] + max(parts["logits"], per_layer) + (parts["grads"] if accumulate else head_grad)
+    end = parts["grads"] + per_layer
     static = parts["weights"] + parts["grads"] + parts["optimizer"] + parts.get("kl_ref", 0.0) + parts.get("cast_cache", 0.0)
-    train_peak = static + act + parts["logits"]
+    train_peak = static - parts["grads"] + max(start, end)
     est = Estimate(parts)
     if vllm_fraction > 0 and card_bytes:
         parts["vllm"] = vllm_fraction * card_bytes
@@ -131,18 +169,38 @@ def estimate(shape: Shape, *, lora_r: int | None, compute_dtype: str, micro_batc
     return est
 
 
+def checkpointing(setting: bool | str, device_type: str) -> bool:
+    """`model.gradient_checkpointing` resolved: "auto" is on for a CUDA run, off on CPU."""
+    return device_type == "cuda" if setting == "auto" else bool(setting)
+
+
 def estimate_for(cfg: Any, shape: Shape, *, world_size: int, backend: str, card_bytes: float | None) -> Estimate:
-    """`estimate` for a TrainConfig: the largest micro-batch of its phases."""
+    """`estimate` for a TrainConfig: the largest micro-batch of its phases.
+
+    A known card size (`--gpu-gib`, or a visible GPU) means a CUDA run: "auto" checkpointing is on,
+    and packed rows would use FlexAttention. `pack_prompts = "auto"` decides per micro-batch, so
+    the estimate is the larger of the plain and the packed layout."""
     from srlkit.train import curriculum
     from srlkit.train.model import pick_dtype
 
     dtype = str(pick_dtype(cfg.model.dtype)).replace("torch.", "") if cfg.model.dtype == "auto" else cfg.model.dtype
     mbs = max(cfg.phases[p].micro_batch_size for p in cfg.curriculum)
     r = cfg.rollout
+    cuda = card_bytes is not None
     sft = any(cfg.phases[p].kind == "sft" for p in cfg.curriculum)  # SFT rows have distinct prompts
-    shared = r.num_generations if cfg.model.pack_prompts and not sft else 1
-    return estimate(shape, lora_r=cfg.model.lora.r if cfg.model.lora.enabled else None, compute_dtype=dtype,
-                    micro_batch=mbs, prompt_len=r.max_prompt_tokens, completion_len=r.max_new_tokens,
-                    world_size=world_size, backend=backend, grad_ckpt=cfg.model.gradient_checkpointing,
-                    kl_copy=curriculum.kl_copy(cfg), vllm_fraction=r.gpu_memory_utilization if r.engine == "vllm" else 0.0,
-                    card_bytes=card_bytes, sleep=r.sleep_mode, shared_prompts=shared)
+    rows = max(-(-cfg.phases[p].prompts_per_step // max(1, world_size)) * (r.num_generations if cfg.phases[p].kind == "grpo"
+                                                                          else 1) for p in cfg.curriculum)
+    layouts = [1] if cfg.model.pack_prompts is False or sft else [r.num_generations]
+    if cfg.model.pack_prompts == "auto" and not sft:
+        layouts.append(1)
+
+    def one(shared: int) -> Estimate:
+        return estimate(shape, lora_r=cfg.model.lora.r if cfg.model.lora.enabled else None, compute_dtype=dtype,
+                        micro_batch=mbs, prompt_len=r.max_prompt_tokens, completion_len=r.max_new_tokens,
+                        world_size=world_size, backend=backend,
+                        grad_ckpt=checkpointing(cfg.model.gradient_checkpointing, "cuda" if cuda else "cpu"),
+                        kl_copy=curriculum.kl_copy(cfg), vllm_fraction=r.gpu_memory_utilization if r.engine == "vllm" else 0.0,
+                        card_bytes=card_bytes, sleep=r.sleep_mode, shared_prompts=shared, flex=cuda,
+                        accumulate=rows > mbs)
+
+    return max((one(k) for k in layouts), key=lambda e: e.peak)

@@ -24,6 +24,7 @@ import torch
 from srlkit.assets import resolve_model
 from srlkit.config import ModelConfig
 from srlkit.errors import SrlkitError
+from srlkit.train.memory import checkpointing
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -36,7 +37,7 @@ class Policy:
     lora: bool
     ref_model: Any | None = None  # frozen copy (full fine-tuning with beta > 0 only)
     compute_dtype: torch.dtype = torch.float32  # what the forward runs in (mixed precision)
-    pack_prompts: bool = True  # the learner may run a group's shared prompt once (packing.py)
+    pack_prompts: bool | str = "auto"  # the learner may run a group's shared prompt once (pack_policy.py)
 
     def reference(self, module: Any | None = None) -> Callable[[], Any]:
         """A context factory under which the peft model (`module`: the policy unwrapped from
@@ -99,13 +100,14 @@ def load_policy(cfg: ModelConfig, *, kl_beta: float = 0.0, base_copy: bool | Non
     model.to(device)
     if adapter and not cfg.lora.enabled:  # full fine-tuning of base + adapter, merged
         model = _with_adapter(model, path, trainable=False).merge_and_unload()
-    if cfg.gradient_checkpointing:
+    ckpt = checkpointing(cfg.gradient_checkpointing, "cuda" if torch.cuda.is_available() else "cpu")
+    if ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     ref = None
     if adapter and cfg.lora.enabled:  # continue the adapter (its own r, alpha and targets)
         model = _with_adapter(model, path, trainable=True)
-        if cfg.gradient_checkpointing:
+        if ckpt:
             model.enable_input_require_grads()
         path = adapter
     elif cfg.lora.enabled:
@@ -121,7 +123,7 @@ def load_policy(cfg: ModelConfig, *, kl_beta: float = 0.0, base_copy: bool | Non
         with warnings.catch_warnings():  # peft probes a deprecated transformers attribute
             warnings.simplefilter("ignore", FutureWarning)
             model = get_peft_model(model, lcfg)
-        if cfg.gradient_checkpointing:
+        if ckpt:
             model.enable_input_require_grads()  # checkpointed blocks need a grad-carrying input
     elif (kl_beta > 0) if base_copy is None else base_copy:  # inference only: kept in the compute dtype (the learner moves it to its device)
         ref = copy.deepcopy(model).to(pick_dtype(cfg.dtype)).eval()

@@ -15,9 +15,12 @@ same function of the same inputs (equal up to float rounding), and so are the gr
 prompt's being the sum over its completions. Only the prompt's share of the compute and of
 the activations shrinks, by about G times.
 
-Packing is used when it saves at least a quarter of the tokens, and only with attention
-implementations that take an arbitrary 4D mask (`sdpa`, `eager`); otherwise the learner runs
-the plain layout.
+The mask is a dense boolean [U, 1, S, S] tensor for `sdpa` and `eager` (additive for eager),
+or a FlexAttention `BlockMask` for `flex_attention`, whose kernel skips the blocks no query of
+a block may see (a slot's tokens never see the other slots). Dense kernels compute every
+[S, S] score, so for long completions behind a short prompt the packed row can cost more
+attention than the plain rows; whether a micro-batch is packed is decided in `pack_policy.py`.
+`plan` returns None when packing would not save at least a quarter of the tokens.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 
 import torch
 
-MASKED_ATTENTION = ("sdpa", "eager")
+MASKED_ATTENTION = ("sdpa", "eager", "flex_attention")  # kernels that take a packed layout's mask
 MIN_SAVED = 0.25  # pack only when it removes at least this fraction of the tokens
 
 
@@ -45,17 +48,29 @@ class Packing:
         return torch.tensor([u * self.slots + j for u, j in zip(self.prompt_of, self.slot_of)], device=device)
 
 
-def attention_kind(model: Any) -> str:
-    """The model's attention implementation, looked up through DDP / peft / accelerate wrappers."""
+def _config(model: Any) -> Any:
+    """The transformers config under DDP / peft / accelerate wrappers (None if there is none)."""
     seen = 0
     while model is not None and seen < 8:
         cfg = getattr(model, "config", None)
-        impl = getattr(cfg, "_attn_implementation", None)
-        if isinstance(impl, str):
-            return impl
+        if isinstance(getattr(cfg, "_attn_implementation", None), str):
+            return cfg
         model = getattr(model, "module", None) or getattr(model, "base_model", None)
         seen += 1
-    return "unknown"
+    return None
+
+
+def attention_kind(model: Any) -> str:
+    """The model's attention implementation, looked up through DDP / peft / accelerate wrappers."""
+    cfg = _config(model)
+    return cfg._attn_implementation if cfg is not None else "unknown"
+
+
+def set_attention(model: Any, kind: str | None) -> None:
+    """Switch the attention kernel the model's layers use from their next call (read per call)."""
+    cfg = _config(model)
+    if kind and cfg is not None and cfg._attn_implementation != kind:
+        cfg._attn_implementation = kind
 
 
 def plan(input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_len: int) -> Packing | None:
@@ -88,7 +103,8 @@ def plan(input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_len: int)
 
 def pack(p: Packing, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_len: int,
          kind: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """The packed model inputs: input_ids, a 4D attention_mask, position_ids and logits_to_keep."""
+    """The packed model inputs: input_ids, a 4D attention_mask (a BlockMask for flex_attention),
+    position_ids and logits_to_keep."""
     P, L, k, U = prompt_len, input_ids.shape[1] - prompt_len, p.slots, len(p.first_row)
     S = P + k * L
     dev = input_ids.device
@@ -112,6 +128,11 @@ def pack(p: Packing, input_ids: torch.Tensor, attention_mask: torch.Tensor, prom
     # segment 0 is the prompt, j + 1 is slot j; a query sees earlier real keys of the prompt or its own slot
     seg = torch.cat([torch.zeros(P, dtype=torch.long, device=dev),
                      torch.arange(1, k + 1, device=dev).repeat_interleave(L)])
+    # logits of slot j: the prompt's last position predicts its first token, then its own positions
+    keep = torch.cat([torch.cat([torch.tensor([P - 1]), P + j * L + torch.arange(L - 1)]) for j in range(k)])
+    out = {"input_ids": ids, "position_ids": pos, "logits_to_keep": keep.to(dev)}
+    if kind == "flex_attention":
+        return out | {"attention_mask": block_mask(seg, real)}
     col = torch.arange(S, device=dev)
     causal = col[None, :] <= col[:, None]
     same = (seg[None, :] == 0) | (seg[None, :] == seg[:, None])
@@ -120,9 +141,18 @@ def pack(p: Packing, input_ids: torch.Tensor, attention_mask: torch.Tensor, prom
     mask = allowed[:, None]
     if kind != "sdpa":  # eager adds the mask to the scores
         mask = torch.zeros(mask.shape, dtype=dtype, device=dev).masked_fill_(~mask, torch.finfo(dtype).min)
-    # logits of slot j: the prompt's last position predicts its first token, then its own positions
-    keep = torch.cat([torch.cat([torch.tensor([P - 1]), P + j * L + torch.arange(L - 1)]) for j in range(k)])
-    return {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "logits_to_keep": keep.to(dev)}
+    return out | {"attention_mask": mask}
+
+
+def block_mask(seg: torch.Tensor, real: torch.Tensor) -> Any:
+    """`pack`'s rule as a FlexAttention BlockMask: seg [S] (0: prompt, j + 1: slot j), real [U, S]."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def sees(b, h, q, kv):
+        return ((kv <= q) & ((seg[kv] == 0) | (seg[kv] == seg[q])) & real[b, kv]) | (q == kv)
+
+    S = seg.shape[0]
+    return create_block_mask(sees, B=real.shape[0], H=None, Q_LEN=S, KV_LEN=S, device=real.device)
 
 
 def unpack(p: Packing, logits: torch.Tensor) -> torch.Tensor:

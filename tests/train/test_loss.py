@@ -131,3 +131,67 @@ def test_lr_schedules():
     assert warm(9) == pytest.approx(0.5 * (1 + math.cos(math.pi * 7 / 8)))
     lin = lr_lambda("linear", 4, 0)
     assert [lin(s) for s in range(4)] == [1.0, 0.75, 0.5, 0.25]
+
+
+# --------------------------------------------------------------------------- GSPO and CISPO
+
+
+def _grad(objective, logp, adv, mask, how="token_mean", **kw):
+    logp = logp.clone().requires_grad_(True)
+    loss, st = policy_loss(logp, torch.zeros_like(logp), adv, mask, aggregation=how, objective=objective,
+                           **{**CLIP, **kw})
+    (g,) = torch.autograd.grad(loss, logp)
+    return loss.item(), g, st
+
+
+def test_gspo_clips_the_sequence_ratio_not_the_tokens():
+    # row 0: token ratios 2 and 1/2, s = 1 (a token-level clip would zero token 0's gradient);
+    # row 1: s = exp((0.1 + 0.3) / 2), inside the clip range, A = -1; its pad column is ignored;
+    # row 2: s = e > 1.28 with A = +1: clipped, no gradient
+    logp = torch.tensor([[math.log(2.0), math.log(0.5)], [0.1, 0.3], [1.0, 7.0]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    adv = torch.tensor([1.0, -1.0, 1.0])
+    s1 = math.exp(0.2)
+    loss, g, st = _grad("gspo", logp, adv, mask, how="seq_mean")
+    assert loss == pytest.approx((-1.0 + s1 - 1.28) / 3, abs=1e-6)
+    # d/d logp_t of -s A / 3 (seq_mean over 3 rows) = -A s / (3 |y|)
+    expected = torch.tensor([[-1 / 6, -1 / 6], [s1 / 6, s1 / 6], [0.0, 0.0]])
+    assert torch.allclose(g, expected, atol=1e-6), g
+    assert st["clipped"] == 1.0  # row 2's one token
+    _, g_tok, _ = _grad("clip", logp, adv, mask, how="seq_mean")
+    assert g_tok[0, 0] == 0.0 and g[0, 0] != 0.0  # what the sequence ratio changes
+
+
+def test_cispo_keeps_the_gradient_of_clipped_tokens():
+    # ratios 1.5, 0.5, 1 with A = +1: the weights are clip(r, 0.8, 1.28) = 1.28, 0.8, 1, detached
+    logp = torch.log(torch.tensor([[1.5, 0.5, 1.0]]))
+    loss, g, st = _grad("cispo", logp, torch.tensor([1.0]), torch.ones(1, 3))
+    assert loss == pytest.approx(-(1.28 * math.log(1.5) + 0.8 * math.log(0.5)) / 3, abs=1e-6)
+    assert torch.allclose(g, torch.tensor([[-1.28, -0.8, -1.0]]) / 3, atol=1e-6), g
+    assert st["clipped"] == 2.0
+    _, g_clip, _ = _grad("clip", logp, torch.tensor([1.0]), torch.ones(1, 3))
+    assert g_clip[0, 0] == 0.0  # the clipped surrogate zeroes the r = 1.5 token; CISPO does not
+
+
+@pytest.mark.parametrize("objective", ["gspo", "cispo"])
+def test_every_objective_is_the_policy_gradient_on_policy(objective):
+    """At r = 1 (old = current) all objectives have the gradient -A d log pi (aggregated)."""
+    logp = torch.tensor([[-0.5, -1.0, -2.0], [-0.1, -0.2, -0.3]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    adv = torch.tensor([0.7, -1.3])
+    for how in ("token_mean", "seq_mean", "dr_grpo"):
+        lp = logp.clone().requires_grad_(True)
+        loss, _ = policy_loss(lp, lp.detach(), adv, mask, aggregation=how, objective=objective, **CLIP)
+        (g,) = torch.autograd.grad(loss, lp)
+        lp2 = logp.clone().requires_grad_(True)
+        ref, _ = policy_loss(lp2, lp2.detach(), adv, mask, aggregation=how, **CLIP)
+        (g_ref,) = torch.autograd.grad(ref, lp2)
+        if objective == "gspo" and how != "seq_mean":  # the sequence ratio spreads the row's weight evenly
+            continue
+        assert torch.allclose(g, g_ref, atol=1e-7), (how, g, g_ref)
+
+
+def test_unknown_objective_is_an_error():
+    with pytest.raises(ValueError, match="unknown objective"):
+        policy_loss(torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1), torch.ones(1, 1), aggregation="token_mean",
+                    objective="ppo2", **CLIP)

@@ -11,9 +11,10 @@ from srlkit.train.advantages import group_advantages
 from srlkit.train.batch import collate
 from srlkit.train.learner import Learner
 from srlkit.train.model import load_policy
+from srlkit.train.pack_policy import Packer
 
 
-def _policy(tiny_model_dir, pack: bool, attn: str = "sdpa", lora: bool = False):
+def _policy(tiny_model_dir, pack: bool | str, attn: str = "sdpa", lora: bool = False):
     torch.manual_seed(0)
     policy = load_policy(ModelConfig(name_or_path=str(tiny_model_dir), pack_prompts=pack,
                                      lora=LoraConfig(enabled=lora, r=4)))
@@ -40,23 +41,70 @@ def test_plan_groups_rows_by_prompt_and_skips_distinct_prompts():
     assert packing.plan(short.input_ids, short.attention_mask, short.prompt_len) is None
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_packed_logits_and_gradients_equal_the_plain_forward(tiny_model_dir, attn):
-    plain, packed = _policy(tiny_model_dir, False, attn), _policy(tiny_model_dir, True, attn)
+@pytest.fixture
+def eager_flex(monkeypatch):
+    """FlexAttention through torch's reference path on CPU: no inductor compile (slow on 2 cores),
+    and backward allowed (torch's CPU kernel has none; the reference path computes it densely).
+    What is tested is the block mask, the rule a GPU kernel runs."""
+    import torch.nn.attention.flex_attention as fa
+    from transformers.integrations import flex_attention as hf_flex
+
+    if torch.cuda.is_available():
+        return
+    monkeypatch.setattr(fa, "_validate_device", lambda *a: None)
+    monkeypatch.setattr(hf_flex, "compile_friendly_flex_attention",
+                        lambda q, k, v, training=False, **kw: fa.flex_attention(q, k, v, **kw))
+
+
+def _learners(tiny_model_dir, attn, lora=False):
+    plain, packed = _policy(tiny_model_dir, False, "sdpa" if attn == "flex_attention" else attn, lora), \
+        _policy(tiny_model_dir, True, "sdpa" if attn == "flex_attention" else attn, lora)
     a, b = Learner(plain, LossConfig()), Learner(packed, LossConfig())
-    assert a.packing is None and b.packing == attn
-    batch = _group_batch(plain.tokenizer.pad_token_id)
+    b.packing = Packer(kind=attn, own=packing.attention_kind(packed.model), mode="always", device="cpu")
+    return a, b
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager", "flex_attention"])
+def test_packed_logits_and_gradients_equal_the_plain_forward(tiny_model_dir, attn, eager_flex):
+    a, b = _learners(tiny_model_dir, attn)
+    assert a.packing is None
+    batch = _group_batch(a.policy.tokenizer.pad_token_id)
     la, lb = a._logits(a.model, batch), b._logits(b.model, batch)
     assert la.shape == lb.shape == (6, batch.completion_mask.shape[1], la.shape[-1])
     m = batch.completion_mask.bool()
     assert torch.allclose(la[m], lb[m], atol=1e-5, rtol=1e-5)
-    # gradients of the same objective: equal up to float rounding
-    for learner, logits in ((a, la), (b, lb)):
-        lp = torch.log_softmax(logits.float(), -1).gather(-1, batch.input_ids[:, -logits.shape[1]:, None])[..., 0]
+    # the learner's own path (chunked head): equal log-probs, and gradients of the same objective
+    for learner in (a, b):
+        lp, _ = learner._logprobs(learner.model, batch)
         ((lp * batch.completion_mask).sum(-1) * batch.advantages).sum().backward()
-    ga = dict(plain.trainable())
-    for n, p in packed.trainable():
+        learner.lp = lp.detach()
+    assert torch.allclose(a.lp[m], b.lp[m], atol=1e-5, rtol=1e-5)
+    ga = dict(a.policy.trainable())
+    for n, p in b.policy.trainable():
         assert torch.allclose(ga[n].grad, p.grad, atol=1e-5, rtol=1e-4), n
+    if attn == "flex_attention":  # a packed forward switches the kernel; the learner's calls switch it back
+        assert packing.attention_kind(b.model) == "flex_attention"
+        packing.set_attention(b.model, "sdpa")
+        b.logprobs(batch, b.model)
+        assert packing.attention_kind(b.model) == "sdpa"
+
+
+@pytest.mark.gpu
+def test_flex_packing_on_cuda_equals_the_plain_layout(tiny_model_dir):
+    """The compiled FlexAttention kernel (forward and backward) on a GPU, bf16 LoRA policy."""
+    a, b = _learners(tiny_model_dir, "flex_attention", lora=True)
+    batch = _group_batch(a.policy.tokenizer.pad_token_id)
+    for learner in (a, b):
+        with learner.acc.autocast():
+            lp, _ = learner._logprobs(learner.model, batch.to(learner.device))
+        (lp * batch.completion_mask.to(lp.device)).sum().backward()
+        learner.lp = lp.detach().cpu()
+    m = batch.completion_mask.bool()
+    assert torch.allclose(a.lp[m], b.lp[m], atol=5e-2), (a.lp[m] - b.lp[m]).abs().max()
+    ga = dict(a.policy.trainable())
+    for n, p in b.policy.trainable():  # bf16: the same direction, not the same bits
+        cos = torch.nn.functional.cosine_similarity(ga[n].grad.flatten().float(), p.grad.flatten().float(), dim=0)
+        assert cos > 0.99 or ga[n].grad.abs().max() == 0, (n, float(cos))
 
 
 def test_packed_update_matches_the_plain_update(tiny_model_dir, monkeypatch):
