@@ -26,7 +26,7 @@ run() {  # name arms args...
   local name=$1 arms=$2; shift 2
   mkdir -p "$OUT/$name"; [ -d "$OUT/$name/data" ] || cp -r "$DATA/data" "$OUT/$name/data"
   timeout $((MINUTES * 60)) $PY benchmarks/curriculum.py --out "$OUT/$name" --arms "$arms" --steps "${STEPS:-60}" \
-      --eval-size "$EVAL" --heldout "$DATA/heldout.jsonl" --k 0 --save-every 0 --eval-max-new-tokens 64 ${MODEL:+--model "$MODEL"} "$@" \
+      --eval-size "$EVAL" --heldout "$DATA/heldout.jsonl" --k 0 --save-every 0 --eval-every "${EVAL_EVERY:-10}" --eval-max-new-tokens 64 ${MODEL:+--model "$MODEL"} "$@" \
       > "$OUT/$name.log" 2>&1
   echo "$name exit $?" >> "$OUT/status.txt"
 }
@@ -47,7 +47,7 @@ gsm() {  # arm
   mkdir -p "$OUT/$name"; [ -d "$OUT/$name/data" ] || cp -r "$DATA/gsm" "$OUT/$name/data"
   # shellcheck disable=SC2086
   timeout $((MINUTES * 60)) $PY benchmarks/curriculum.py --out "$OUT/$name" --arms "$1" --steps "${STEPS:-60}" \
-      --eval-size "$EVAL" --heldout "$DATA/heldout_gsm.jsonl" --k 0 --save-every 0 --eval-max-new-tokens 256 ${MODEL:+--model "$MODEL"} $GSM \
+      --eval-size "$EVAL" --heldout "$DATA/heldout_gsm.jsonl" --k 0 --save-every 0 --eval-every "${EVAL_EVERY:-10}" --eval-max-new-tokens 256 ${MODEL:+--model "$MODEL"} $GSM \
       > "$OUT/$name.log" 2>&1
   echo "$name exit $?" >> "$OUT/status.txt"
 }

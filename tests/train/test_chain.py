@@ -85,13 +85,15 @@ def test_resume_mid_phase_keeps_the_phase_start_kl_reference(cli, tmp_path, tiny
     fx.install()
     common = ["--set", "train.model.lora.enabled=false", "--set", "train.loss.kl_beta=0.5"]
     ref, out = tmp_path / "ref", tmp_path / "run"
-    assert cli(*fx.tiny_args(tiny_model_dir, tiny_data, ref, "--curriculum", "srl,rlvr", *common)).code == 0
+    r = cli(*fx.tiny_args(tiny_model_dir, tiny_data, ref, "--curriculum", "srl,rlvr", *common))
+    assert r.code == 0, r.err
 
     def hook(phase, step, *, phase_end=False):
         if phase == "rlvr" and step == 2 and not phase_end:
             raise _Abort()
 
     monkeypatch.setattr(curriculum, "kill_hook", hook)
+    monkeypatch.setenv("SRLKIT_DEBUG", "1")  # let the abort through the CLI's error boundary
     with pytest.raises(_Abort):
         cli(*fx.tiny_args(tiny_model_dir, tiny_data, out, "--curriculum", "srl,rlvr", *common))
     ckpt = sorted((out / "checkpoints").glob("rlvr-000002"))
