@@ -51,7 +51,7 @@ def cmd(
 ) -> None:
     """Split expert solutions into steps; write SRL + RLVR parquet shards, rejects, manifest and card.
 
-    Options left out take the defaults of `DecomposeConfig` (the `[decompose]` table of a recipe).
+    Options left out take the defaults of `DecomposeConfig` (a recipe's decompose table).
     """
     from srlkit.cli._common import out as stdout
     from srlkit.config import DecomposeConfig, build

@@ -172,6 +172,10 @@ def cmd(
     require("train", "srlkit train")
     from srlkit.train.run import default_out, train
 
+    if cfg.out:  # refuse a foreign or wrong --out before minutes of building data
+        from srlkit.train.runfolder import precheck
+
+        precheck(cfg, Path(cfg.out))
     if recipe_dir:
         cfg.data = recipe_data(recipe, sets, build=True)
     elif cfg.data is None:  # neither --data nor a recipe dataset (no checkout recipe): the bundled CHAMP problems

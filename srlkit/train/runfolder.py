@@ -80,12 +80,10 @@ def _read_toml(p: Path) -> dict[str, Any]:
                           "restore it, or start a new --out") from None
 
 
-def open_run(cfg: Any, run_dir: Path, world: int, main: bool = True) -> Path | None:
-    """Check that `cfg` may start (or resume) in `run_dir`; returns the checkpoint to resume from."""
-    from srlkit.config import to_toml
-
-    data = Path(cfg.data) if cfg.data else None
-    old = stage.claim(run_dir, "train", reads=[data] if data else [], flag="--out")
+def precheck(cfg: Any, run_dir: Path, reads: list[Path] = ()) -> dict[str, Any] | None:
+    """May `cfg` start (or resume) in `run_dir`? Reads only; the CLI asks before it builds any data.
+    Returns the run's earlier manifest, or None for a new run."""
+    old = stage.claim(run_dir, "train", reads=reads, flag="--out")
     if old is not None and not cfg.resume:
         raise StageError(f"--out {run_dir} already holds an srlkit train run; pass --resume to continue it, "
                          "or give a new --out")
@@ -93,6 +91,15 @@ def open_run(cfg: Any, run_dir: Path, world: int, main: bool = True) -> Path | N
         state = "does not exist" if not run_dir.exists() else "is empty"
         raise ResumeError(f"--resume: {run_dir} {state}, so there is no run to continue; drop --resume to "
                           "start a new run there")
+    return old
+
+
+def open_run(cfg: Any, run_dir: Path, world: int, main: bool = True) -> Path | None:
+    """Check that `cfg` may start (or resume) in `run_dir`; returns the checkpoint to resume from."""
+    from srlkit.config import to_toml
+
+    data = Path(cfg.data) if cfg.data else None
+    old = precheck(cfg, run_dir, reads=[data] if data else [])
     data_id = stage.identity(stage.require(data, "decompose", flag="--data")) if data and data.is_dir() else None
     if not cfg.resume:
         return None

@@ -473,3 +473,20 @@ def killed_run(tmp_path_factory, tiny_model_dir, tiny_data):
         mp.undo()
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["srl-000001", "srl-000002"]
     return out
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_train_refuses_its_out_before_building_the_recipes_data(cli, tmp_path, monkeypatch, resume):
+    """A foreign --out (or --resume of nothing) is refused at once, not after the recipe's data is built."""
+    monkeypatch.chdir(tmp_path)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('name = "t"\n[decompose]\nsource = "gym:chain_sum?train=20&validation=4"\n')
+    out = tmp_path / ("mine" if not resume else "none")
+    if not resume:
+        out.mkdir()
+        (out / "notes.md").write_text("mine\n")
+    snap = snapshot(tmp_path)
+    res = cli("train", "--config", recipe, "--out", out, *(["--resume"] if resume else []))
+    refused(res, *(["not empty", "notes.md"] if not resume else ["does not exist", "drop --resume"]))
+    assert not (tmp_path / "runs").exists()  # the recipe's dataset was not built
+    assert_intact(snap)
