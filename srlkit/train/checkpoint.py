@@ -28,6 +28,7 @@ import torch
 
 from srlkit.errors import CheckpointError, SrlkitError
 from srlkit.fileio import sha256_file, write_json
+from srlkit.progress import warn
 from srlkit.train import dist
 
 STATE = "trainer_state.json"
@@ -105,7 +106,7 @@ def save_checkpoint(run: Path, name: str, *, model: Any, optimizer: Any, schedul
         save_file(weights if weights is not None else trainable_state(model), str(tmp / "trainable.safetensors"))
         if reference is not None:
             save_file({n: t.detach().to("cpu").contiguous() for n, t in reference.items()},
-                      str(tmp / "reference.safetensors"))
+                      str(tmp / REFERENCE))
         if optimizer is not None and not sharded_optimizer:
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         if scheduler is not None:
@@ -149,25 +150,40 @@ def all_checkpoint_dirs(run: Path) -> list[Path]:
 
 
 # Files a checkpoint folder may hold (`optimizer-<rank>.pt` with a sharded optimizer).
-_FILES = ("trainable.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", "config.toml", STATE, CHECKSUMS)
+REFERENCE = "reference.safetensors"  # a KL phase's phase-start weights (`reference.py`)
+_FILES = ("trainable.safetensors", REFERENCE, "optimizer.pt", "scheduler.pt", "rng.pt", "config.toml", STATE,
+          CHECKSUMS)
+
+
+def _ours(p: Path) -> bool:
+    return p.is_file() and (p.name in _FILES or (p.name.startswith("optimizer-") and p.suffix == ".pt"))
+
+
+def _foreign(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir() if not _ours(p))
 
 
 def _remove(d: Path) -> None:
-    """Delete a checkpoint srlkit wrote: only its own files, then the folder when that left it empty."""
+    """Delete a checkpoint srlkit wrote: its own files and the folder. A folder that also holds
+    anything else is left whole (nothing is deleted) and refused."""
+    if other := _foreign(d):
+        raise CheckpointError(f"checkpoint folder {d} holds {other[0]!r}, which srlkit did not write; move it away")
     for p in d.iterdir():
-        if p.is_file() and (p.name in _FILES or (p.name.startswith("optimizer-") and p.suffix == ".pt")):
-            p.unlink()
-    try:
-        d.rmdir()
-    except OSError:
-        raise CheckpointError(f"checkpoint folder {d} holds files srlkit did not write; move them away") from None
+        p.unlink()
+    d.rmdir()
 
 
 def _prune(root: Path, keep: int) -> None:
+    """Drop the oldest checkpoints beyond `keep`. One that holds a file srlkit did not write is
+    kept whole, with a warning: training goes on, and nothing of the user's is deleted."""
     for d in root.glob(".tmp-*"):  # leftovers of a killed save (hidden temp folders only srlkit makes)
         shutil.rmtree(d, ignore_errors=True)
     ckpts = list_checkpoints(root.parent)
     for d in ckpts[: max(0, len(ckpts) - max(1, keep))]:
+        if other := _foreign(d):
+            warn(f"checkpoint {d.name} kept: it holds {other[0]!r}, which srlkit did not write (move it away "
+                 "to let keep_checkpoints prune it)")
+            continue
         _remove(d)
 
 
@@ -243,7 +259,7 @@ def load_reference(path: Path) -> dict[str, torch.Tensor] | None:
     """The phase-start KL reference a mid-phase checkpoint saved, or None."""
     from safetensors.torch import load_file
 
-    f = path / "reference.safetensors"
+    f = path / REFERENCE
     return load_file(str(f)) if f.is_file() else None
 
 

@@ -103,3 +103,32 @@ def test_resume_mid_phase_keeps_the_phase_start_kl_reference(cli, tmp_path, tiny
     a, b = _weights(ref / "rlvr" / "final"), _weights(out / "rlvr" / "final")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert _rows(ref / "metrics.jsonl", "rlvr") == _rows(out / "metrics.jsonl", "rlvr")
+
+
+def test_keep_checkpoints_prunes_kl_checkpoints_and_never_a_users_file(cli, tmp_path, tiny_model_dir, tiny_data,
+                                                                       capsys):
+    """A KL phase's checkpoints hold `reference.safetensors`; pruning them must work (a 30-step RLVR
+    with KL once died at its end here), and an old checkpoint holding a user's file is kept whole."""
+    from srlkit.train import checkpoint
+
+    fx.install()
+    out = tmp_path / "run"
+    sets = ["--set", "train.model.lora.enabled=false", "--set", "train.phases.rlvr.kl_beta=0.5",
+            "--set", "train.phases.rlvr.save_every=1", "--set", "train.phases.rlvr.steps=4",
+            "--set", "train.keep_checkpoints=2"]
+    r = cli(*fx.tiny_args(tiny_model_dir, tiny_data, out, "--curriculum", "srl,rlvr", *sets))
+    assert r.code == 0, r.err
+    left = [d.name for d in checkpoint.list_checkpoints(out)]
+    assert left == ["rlvr-000003", "rlvr-000004"], left
+    assert (out / "checkpoints" / "rlvr-000003" / "reference.safetensors").is_file()  # mid-phase: saved
+    assert (out / "rlvr" / "final").is_dir()
+
+    old = out / "checkpoints" / "rlvr-000003"
+    (old / "notes.txt").write_text("mine\n")
+    before = sorted(p.name for p in old.iterdir())
+    checkpoint._prune(out / "checkpoints", 1)
+    assert sorted(p.name for p in old.iterdir()) == before  # kept whole, not half-deleted
+    assert "rlvr-000003 kept" in capsys.readouterr().err
+    with pytest.raises(checkpoint.CheckpointError, match="notes.txt"):
+        checkpoint._remove(old)
+    assert sorted(p.name for p in old.iterdir()) == before
