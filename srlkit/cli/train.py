@@ -175,7 +175,7 @@ def cmd(
     if cfg.out:  # refuse a foreign or wrong --out before minutes of building data
         from srlkit.train.runfolder import precheck
 
-        precheck(cfg, Path(cfg.out))
+        precheck(cfg, Path(cfg.out), reads=[Path(cfg.data)] if cfg.data else [])
     if recipe_dir:
         cfg.data = recipe_data(recipe, sets, build=True)
     elif cfg.data is None:  # neither --data nor a recipe dataset (no checkout recipe): the bundled CHAMP problems
