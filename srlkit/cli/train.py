@@ -154,6 +154,14 @@ def cmd(
                          engine=engine, lora=lora, max_steps=max_steps, resume=resume)
     recipe = config if config is not None else (DEFAULT_RECIPE if DEFAULT_RECIPE.is_file() else None)
     recipe_dir = recipe_data(recipe, sets, build=False) if cfg.data is None else None
+    if resume and not cfg.out:
+        from srlkit.errors import ConfigError
+
+        raise ConfigError("--resume needs --out RUN (the run folder to continue)")
+    if cfg.out:  # refuse a foreign or wrong --out before minutes of building data (and in a dry run)
+        from srlkit.train.runfolder import precheck
+
+        precheck(cfg, Path(cfg.out), reads=[Path(cfg.data)] if cfg.data else [])
     if dry_run:
         lines = memory_lines(cfg, world_size, backend, gpu_gib)  # checks its flags before anything is printed
         stdout.print(to_toml(cfg), end="", markup=False, highlight=False, soft_wrap=True)
@@ -163,19 +171,11 @@ def cmd(
         for line in lines:  # TOML comments: the output still parses
             stdout.print(f"# {line}", markup=False, highlight=False, soft_wrap=True)
         return
-    if resume and not cfg.out:
-        from srlkit.errors import ConfigError
-
-        raise ConfigError("--resume needs --out RUN (the run folder to continue)")
     from srlkit.extras import require
 
     require("train", "srlkit train")
     from srlkit.train.run import default_out, train
 
-    if cfg.out:  # refuse a foreign or wrong --out before minutes of building data
-        from srlkit.train.runfolder import precheck
-
-        precheck(cfg, Path(cfg.out), reads=[Path(cfg.data)] if cfg.data else [])
     if recipe_dir:
         cfg.data = recipe_data(recipe, sets, build=True)
     elif cfg.data is None:  # neither --data nor a recipe dataset (no checkout recipe): the bundled CHAMP problems

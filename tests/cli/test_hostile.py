@@ -490,3 +490,18 @@ def test_train_refuses_its_out_before_building_the_recipes_data(cli, tmp_path, m
     refused(res, *(["not empty", "notes.md"] if not resume else ["does not exist", "drop --resume"]))
     assert not (tmp_path / "runs").exists()  # the recipe's dataset was not built
     assert_intact(snap)
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["foreign-out", "resume-nothing"])
+def test_dry_run_refuses_the_out_the_real_run_would_refuse(cli, tmp_path, resume):
+    """`--dry-run` says what the run would do, so it must not print a plan for an --out the run refuses."""
+    out = tmp_path / ("mine" if not resume else "none")
+    if not resume:
+        out.mkdir()
+        (out / "notes.md").write_text("mine\n")
+    snap = snapshot(tmp_path)
+    res = cli("train", "--out", out, "--dry-run", *(["--resume"] if resume else []))
+    refused(res, *(["not empty", "notes.md"] if not resume else ["does not exist", "drop --resume"]))
+    assert "[model]" not in res.out  # no plan printed
+    assert_intact(snap)
+    refused(cli("train", "--resume", "--dry-run"), "--resume needs --out")
