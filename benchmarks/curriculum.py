@@ -8,8 +8,9 @@ bootstrap CIs. The table also gives, per arm, the optimizer updates made and the
 dynamic-sampling filter rate: the mechanism the paper claims (RLVR starves when every
 answer is wrong, SRL still gets step credit). Each two-phase arm is compared with its first
 phase's one-phase arm at the same budget (SRL→RLVR against SRL) with a paired bootstrap CI on
-the same problems, and every phase's learning curve is plotted: whole-solution greedy
-accuracy on the validation problems every `--eval-every` steps.
+the same problems, and with its own first phase's end (`srl_rlvr.srl_end`: what RLVR added over the
+SRL it started from; `--no-phase-end` skips that eval). Every phase's learning curve is plotted:
+whole-solution greedy accuracy on the validation problems every `--eval-every` steps.
 
 Task: `gym:chain_sum` (multi-step integer arithmetic with expert steps, see
 `srlkit/data/gym.py`); held-out questions come from a disjoint seed range.
@@ -130,7 +131,24 @@ def paired(out: Path, first: str, second: str, n_boot: int = 1000, seed: int = 0
     xa, xb = [a[i] for i in ids], [b[i] for i in ids]
     lo, hi = paired_bootstrap_ci(xa, xb, n_boot=n_boot, seed=seed)
     return {"first": first, "second": second, "n": len(ids), "delta": (sum(xb) - sum(xa)) / len(ids),
-            "ci": [lo, hi]}
+            "ci": [lo, hi], "acc": [sum(xa) / len(ids), sum(xb) / len(ids)]}
+
+
+def phase_end_arm(arm: str) -> str | None:
+    """The eval name of a two-phase arm's first phase end (`srl_rlvr` -> `srl_rlvr.srl_end`), else None.
+
+    >>> phase_end_arm("srl_rlvr"), phase_end_arm("srl")
+    ('srl_rlvr.srl_end', None)
+    """
+    return f"{arm}.{ARMS[arm][0]}_end" if len(ARMS.get(arm, [])) == 2 else None
+
+
+def cfg_for(args, bench: str, recipe):
+    """The one eval setting every arm (and every phase end) is scored with."""
+    from srlkit.config import EvalConfig
+
+    return EvalConfig(bench=[bench], k=args.k, temperature=1.0, max_new_tokens=args.eval_max_new_tokens,
+                      engine=recipe.train.rollout.engine, seed=args.seed, bootstrap=1000, limit=args.eval_size)
 
 
 def paired_lines(pairs: list[dict]) -> str:
@@ -138,8 +156,11 @@ def paired_lines(pairs: list[dict]) -> str:
     for p in pairs:
         lo, hi, d = (100 * x for x in (*p["ci"], p["delta"]))
         verdict = "better" if lo > 0 else "worse" if hi < 0 else "no difference shown (the CI includes 0)"
-        out.append(f"- {p['second']} vs {p['first']}: {d:+.1f} points [{lo:+.1f}, {hi:+.1f}] "
-                   f"(paired 95% CI, n={p['n']}): {verdict}")
+        first = p["first"]
+        if first == phase_end_arm(p["second"]):
+            first = f"its own end of {ARMS[p['second']][0]}"
+        out.append(f"- {p['second']} vs {first}: {d:+.1f} points [{lo:+.1f}, {hi:+.1f}] "
+                   f"(paired 95% CI, n={p['n']}; {100 * p['acc'][0]:.1f}% -> {100 * p['acc'][1]:.1f}%): {verdict}")
     return "\n".join(out)
 
 
@@ -247,9 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-seed", type=int, default=None, help="training seed alone (data and held-out fixed)")
     ap.add_argument("--eval-every", type=int, default=5,
                     help="validate every N steps of every phase (the learning curves; 0: phase ends only)")
+    ap.add_argument("--no-phase-end", dest="phase_end", action="store_false",
+                    help="skip scoring a two-phase arm's first phase end (on by default: the table then says what "
+                         "the second phase added over it, paired on the same problems)")
     args = ap.parse_args(argv)
 
-    from srlkit.config import DecomposeConfig, EvalConfig, load_recipe
+    from srlkit.config import DecomposeConfig, load_recipe
     from srlkit.eval.run import evaluate
 
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -282,17 +306,25 @@ def main(argv: list[str] | None = None) -> int:
         if not cached.is_file():
             print(f"[{arm}] eval on {args.eval_size} held-out problems", file=sys.stderr, flush=True)
             ref = f"{arm}={args.model or recipe.train.model.name_or_path or 'base'}" if arm == "base" else f"{arm}={run}"
-            cfg = EvalConfig(bench=[bench], k=args.k, temperature=1.0, max_new_tokens=args.eval_max_new_tokens,
-                             engine=recipe.train.rollout.engine, seed=args.seed, bootstrap=1000,
-                             limit=args.eval_size)
-            res = evaluate([ref], cfg, cached.with_suffix(".full.json"), data_dir=data)
+            res = evaluate([ref], cfg_for(args, bench, recipe), cached.with_suffix(".full.json"), data_dir=data)
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(json.dumps(res["results"][arm], indent=1))
         results[arm] = json.loads(cached.read_text())
+        end = phase_end_arm(arm)
+        if end and args.phase_end and not (run / ARMS[arm][0] / "final").is_dir():
+            print(f"[{arm}] NOTE: {run / ARMS[arm][0] / 'final'} is missing, so what {ARMS[arm][1]} added over "
+                  f"{ARMS[arm][0]} is not measured", file=sys.stderr, flush=True)
+        elif end and args.phase_end and not (args.out / "eval" / f"{end}.json").is_file():
+            # the two-phase arm's first phase, scored on the same problems: what the second phase added
+            print(f"[{arm}] eval of its end of {ARMS[arm][0]} ({run / ARMS[arm][0] / 'final'})", file=sys.stderr, flush=True)
+            res = evaluate([f"{end}={run / ARMS[arm][0] / 'final'}"], cfg_for(args, bench, recipe),
+                           args.out / "eval" / f"{end}.full.json", data_dir=data)
+            (args.out / "eval" / f"{end}.json").write_text(json.dumps(res["results"][end], indent=1))
     name = next(iter(results[arms[0]]))
     md = table(results, stats, arms, args, name)
     pairs = [p for two, one in (("srl_rlvr", "srl"), ("sft_rlvr", "sft"), ("srl_rlvr", "rlvr"))
              if two in arms and one in arms for p in [paired(args.out, one, two)] if p]
+    pairs += [p for two in arms if phase_end_arm(two) for p in [paired(args.out, phase_end_arm(two), two)] if p]
     if pairs:
         md += "\n\n" + paired_lines(pairs)
     head = f"commit {state['commit'][:12]}{' (uncommitted changes)' if state['dirty'] else ''}"

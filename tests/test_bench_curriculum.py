@@ -1,0 +1,41 @@
+"""benchmarks/curriculum.py's pairing: a two-phase arm against its one-phase arm and against its own
+first phase's end, on the same problems (no model: hand-written eval samples)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_curriculum", ROOT / "benchmarks" / "curriculum.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _samples(out: Path, arm: str, correct: list[int]) -> None:
+    (out / "eval").mkdir(parents=True, exist_ok=True)
+    rows = [{"id": f"q{i}", "greedy_correct": bool(c)} for i, c in enumerate(correct)]
+    (out / "eval" / f"{arm}.full.samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_a_chain_is_paired_with_its_own_first_phase_end(tmp_path):
+    b = _bench()
+    assert b.phase_end_arm("srl_rlvr") == "srl_rlvr.srl_end" and b.phase_end_arm("sft_rlvr") == "sft_rlvr.sft_end"
+    assert b.phase_end_arm("srl") is None and b.phase_end_arm("base") is None
+    n = 40
+    _samples(tmp_path, "srl_rlvr.srl_end", [1] * 4 + [0] * (n - 4))   # 10%
+    _samples(tmp_path, "srl_rlvr", [1] * 12 + [0] * (n - 12))         # 30%, every earlier success kept
+    p = b.paired(tmp_path, "srl_rlvr.srl_end", "srl_rlvr")
+    assert p["n"] == n and abs(p["delta"] - 0.2) < 1e-12 and p["acc"] == [0.1, 0.3]
+    assert p["ci"][0] > 0  # 8 problems gained, none lost: the paired CI is clear of zero
+    line = b.paired_lines([p])
+    assert line.startswith("- srl_rlvr vs its own end of srl: +20.0 points")
+    assert "10.0% -> 30.0%" in line and line.endswith("better")
+    _samples(tmp_path, "srl", [0] * 12 + [1] * 12 + [0] * (n - 24))  # as many right, other problems
+    worse_or_not = b.paired_lines([b.paired(tmp_path, "srl", "srl_rlvr")])
+    assert worse_or_not.startswith("- srl_rlvr vs srl: +0.0 points") and "includes 0" in worse_or_not
