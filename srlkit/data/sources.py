@@ -162,7 +162,7 @@ def _file_columns(f: Path, max_bytes: int) -> list[str]:
         except Exception as e:  # noqa: BLE001 - any reader failure: a bad file for the user
             raise DataError(f"'{f}' is not a readable parquet file: {e}") from None
     if f.suffix == ".csv":
-        with open(f, newline="", encoding="utf-8", errors="surrogateescape") as fh:
+        with open(f, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:  # -sig: a BOM is not data
             return list(csv.DictReader(fh).fieldnames or [])
     if f.suffix in (".jsonl", ".ndjson"):
         import polars as pl
@@ -190,6 +190,9 @@ def _bad_unicode(obj: dict) -> bool:
         return False
     except UnicodeEncodeError:
         return True
+
+
+_BOM = b"\xef\xbb\xbf"  # the UTF-8 byte order mark
 
 
 def _decode_line(raw: bytes, max_bytes: int) -> dict | Reject:
@@ -226,14 +229,16 @@ def _file_rows(f: Path, max_bytes: int) -> Iterator[dict | Reject]:
 
 def _jsonl_rows(f: Path, max_bytes: int) -> Iterator[dict | Reject]:
     with open(f, "rb") as fh:
-        for raw in fh:
+        for i, raw in enumerate(fh):
             raw = raw.strip()
+            if i == 0 and raw.startswith(_BOM):  # editors on Windows write one; it is not part of row 0
+                raw = raw[len(_BOM):].strip()
             if raw:  # blank lines are not rows
                 yield _decode_line(raw, max_bytes)
 
 
 def _json_rows(f: Path, max_bytes: int) -> Iterator[dict | Reject]:
-    raw = f.read_bytes()
+    raw = f.read_bytes().removeprefix(_BOM)
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -275,7 +280,7 @@ def _parquet_rows(f: Path) -> Iterator[dict]:
 def _csv_rows(f: Path) -> Iterator[dict | Reject]:
     csv.field_size_limit(sys.maxsize)
     # surrogateescape keeps undecodable bytes as lone surrogates, so one bad row is a reject
-    with open(f, newline="", encoding="utf-8", errors="surrogateescape") as fh:
+    with open(f, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:  # -sig: a BOM is not data
         for row in csv.DictReader(fh):
             if any(isinstance(v, str) and _has_surrogate(v) for v in row.values()):
                 yield Reject("invalid_utf8", "undecodable bytes in a CSV field")

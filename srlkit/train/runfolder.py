@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -80,10 +81,23 @@ def _read_toml(p: Path) -> dict[str, Any]:
                           "restore it, or start a new --out") from None
 
 
+_STARTED = ("config.toml", "manifest.json")  # what `begin_run` writes before the first step
+
+
+def never_trained(run_dir: Path, old: dict[str, Any]) -> bool:
+    """An unfinished run whose folder holds nothing but what `begin_run` wrote (and files it kept):
+    it failed at start-up (a wrong --model, say), so a new start there loses nothing."""
+    return not old.get("complete") and set(os.listdir(run_dir)) - set(old.get("kept", [])) <= set(_STARTED)
+
+
 def precheck(cfg: Any, run_dir: Path, reads: list[Path] = ()) -> dict[str, Any] | None:
     """May `cfg` start (or resume) in `run_dir`? Reads only; the CLI asks before it builds any data.
     Returns the run's earlier manifest, or None for a new run."""
     old = stage.claim(run_dir, "train", reads=reads, flag="--out")
+    if old is not None and not cfg.resume and never_trained(run_dir, old):
+        warn(f"--out {run_dir} holds only the start of a run that stopped before it trained anything "
+             f"({', '.join(_STARTED)}); starting over there")
+        return None
     if old is not None and not cfg.resume:
         raise StageError(f"--out {run_dir} already holds an srlkit train run; pass --resume to continue it, "
                          "or give a new --out")

@@ -505,3 +505,19 @@ def test_dry_run_refuses_the_out_the_real_run_would_refuse(cli, tmp_path, resume
     assert "[model]" not in res.out  # no plan printed
     assert_intact(snap)
     refused(cli("train", "--resume", "--dry-run"), "--resume needs --out")
+
+
+def test_a_run_that_failed_at_start_up_may_start_over(cli, tmp_path, tiny_model_dir, tiny_data):
+    """A wrong --model fails before the first step and leaves only config.toml and manifest.json. The
+    corrected command starts over there (with a warning) instead of asking for a --resume that the
+    changed --model would then refuse; a run that trained is still never started over."""
+    fx.install()
+    out = tmp_path / "run"
+    res = cli(*fx.tiny_args("no-such-model", tiny_data, out, "--curriculum", "srl"))
+    assert res.code == 2 and "Traceback" not in res.err and "no-such-model" in res.err
+    assert sorted(os.listdir(out)) == ["config.toml", "manifest.json"]  # the case this test is about
+    res = cli(*fx.tiny_args(tiny_model_dir, tiny_data, out, "--curriculum", "srl"))
+    assert res.code == 0, res.err
+    assert "stopped before it trained anything" in res.err and "starting over" in res.err
+    assert json.loads((out / "summary.json").read_text())["phases"]["srl"]["updates"] == 3
+    refused(cli(*fx.tiny_args(tiny_model_dir, tiny_data, out, "--curriculum", "srl")), "pass --resume")

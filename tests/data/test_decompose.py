@@ -231,3 +231,21 @@ def test_agent_turns_outside_the_step_limits_are_rejects(tmp_path, limits, reaso
     assert reason in str(e.value)
     rejects = pl.read_parquet(tmp_path / "o" / "rejects.parquet")
     assert set(rejects["reason"]) == {reason} and rejects.height == len((ASSETS / "agent_turns.jsonl").read_text().splitlines())
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
+def test_a_byte_order_mark_is_not_part_of_the_first_row(tmp_path, fmt):
+    """Windows editors and Excel start UTF-8 files with a BOM: the first row (or CSV header) is
+    still a row like the others, not a `broken_json` reject or an unknown column."""
+    rows = [numbered_row(i) for i in range(6)]
+    src = tmp_path / f"bom.{fmt}"
+    if fmt == "jsonl":
+        body = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    elif fmt == "json":
+        body = json.dumps(rows).encode()
+    else:
+        pl.DataFrame(rows).select("problem", "solution", "id").write_csv(tmp_path / "plain.csv")  # BOM + "problem"
+        body = (tmp_path / "plain.csv").read_bytes()
+    src.write_bytes(b"\xef\xbb\xbf" + body)
+    m = decompose(DecomposeConfig(source=str(src), val_size=0.0), tmp_path / "out", show_progress=False)
+    assert m["counts"] == {**m["counts"], "input": 6, "accepted": 6, "rejected": 0}, m["stats"]["reject_reasons"]
