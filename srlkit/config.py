@@ -308,6 +308,9 @@ class TrainConfig(_Strict):
     @field_validator("data")
     @classmethod
     def _data_exists(cls, v: str | None) -> str | None:
+        if v is not None and Path(v).expanduser().is_file():
+            raise ValueError(f"data '{v}' is a file; training reads a `srlkit decompose` output folder: run "
+                             f"`srlkit decompose {v} --out DIR`, then pass --data DIR")
         if v is not None and not Path(v).expanduser().is_dir():
             raise ValueError(f"data folder '{v}' not found; pass a `srlkit decompose` output folder (--data DIR)")
         return v

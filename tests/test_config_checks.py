@@ -65,6 +65,7 @@ def test_dry_run_rejects_the_issue_examples(cli):
          "did you mean 'penalty'?"),
         (["--set", "train.rollout.num_generations=0"], "train.rollout.num_generations"),
         (["--data", "/nope"], "data folder '/nope' not found"),
+        (["--data", __file__], "is a file; training reads a `srlkit decompose` output folder: run `srlkit decompose"),
     ]:
         res = cli("train", "--dry-run", *args)
         assert res.code == 2, (args, res.out)
