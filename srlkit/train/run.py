@@ -247,6 +247,9 @@ class Trainer:
     # ------------------------------------------------------------------ phases
 
     def run(self) -> Path:
+        if self.resume_from is not None and all(i in self.state["done"] for i in range(len(self.cfg.curriculum))):
+            self.reporter.warn(f"--resume: every phase of {self.run_dir} ({', '.join(self.cfg.curriculum)}) is "
+                               "finished, so there is nothing left to train; start a new --out to train again")
         for index, name in enumerate(self.cfg.curriculum):
             if index in self.state["done"]:
                 continue

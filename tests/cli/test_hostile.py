@@ -521,3 +521,16 @@ def test_a_run_that_failed_at_start_up_may_start_over(cli, tmp_path, tiny_model_
     assert "stopped before it trained anything" in res.err and "starting over" in res.err
     assert json.loads((out / "summary.json").read_text())["phases"]["srl"]["updates"] == 3
     refused(cli(*fx.tiny_args(tiny_model_dir, tiny_data, out, "--curriculum", "srl")), "pass --resume")
+
+
+def test_resume_of_a_finished_run_says_there_is_nothing_left(cli, tmp_path, tiny_model_dir, tiny_data):
+    """`--resume` on a run whose phases are all done used to print only the run folder, as if it trained."""
+    fx.install()
+    out = tmp_path / "run"
+    args = fx.tiny_args(tiny_model_dir, tiny_data, out, "--curriculum", "srl")
+    assert cli(*args).code == 0
+    before = json.loads((out / "summary.json").read_text())["phases"]["srl"]["updates"]
+    res = cli(*args, "--resume")
+    assert res.code == 0 and "Traceback" not in res.err, res.err
+    assert "is finished, so there is nothing left to train" in res.err
+    assert json.loads((out / "summary.json").read_text())["phases"]["srl"]["updates"] == before == 3
