@@ -79,7 +79,8 @@ class DecomposeConfig(_Strict):
     @classmethod
     def _template_exists(cls, v: str | None) -> str | None:
         if v is not None and not Path(v).expanduser().is_file():
-            raise ValueError(f"template file '{v}' not found; give the path of a template override file")
+            state = "is a folder" if Path(v).expanduser().is_dir() else "not found"
+            raise ValueError(f"template file '{v}' {state}; give the path of a template override file")
         return v
 
     @model_validator(mode="after")

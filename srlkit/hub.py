@@ -29,13 +29,15 @@ def upload_list(folder: Path | str, repo_type: str = "dataset") -> list[str]:
 
 
 def _check(folder: Path, repo_id: str, repo_type: str) -> None:
+    from srlkit import stage
+
     if not folder.is_dir():
         raise DataError(f"'{folder}' is not a folder")
     if not _REPO.match(repo_id):
         raise ConfigError(f"--repo '{repo_id}' is not USER/NAME (letters, digits, '-', '_', '.')")
     if repo_type == "dataset" and not (folder / "manifest.json").is_file():
         raise DataError(f"'{folder}' has no manifest.json; push a folder made by `srlkit decompose`")
-    if repo_type == "dataset" and not (folder / "README.md").is_file():
+    if repo_type == "dataset" and stage.stage_of(folder) == "decompose" and not (folder / "README.md").is_file():
         raise DataError(f"'{folder}' has no README.md; regenerate it with `srlkit decompose` again")
 
 

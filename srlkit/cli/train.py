@@ -19,12 +19,25 @@ def resolve_config(
     data: str | None = None, out: str | None = None, seed: int | None = None, engine: str | None = None,
     lora: bool | None = None, max_steps: int | None = None, resume: bool = False,
 ):
-    """Recipe file (or the embedded default) -> `--set` overrides -> explicit flags -> TrainConfig."""
+    """Recipe file (or the embedded default) -> `--set` overrides -> explicit flags -> TrainConfig.
+
+    `--resume` without `--config` starts from the run's own settings (`RUN/config.toml`), so
+    `srlkit train --out RUN --resume` continues any run as it was started; flags and `--set`
+    then change it, and the run folder refuses every change but the resumable ones.
+    """
     from srlkit.config import Recipe, apply_overrides, build, read_toml
     from srlkit.errors import ConfigError
 
     path = config if config is not None else (DEFAULT_RECIPE if DEFAULT_RECIPE.is_file() else None)
-    data_ = read_toml(path) if path else {}
+    own = Path(out) / "config.toml" if resume and config is None and out else None
+    if own is not None and own.is_file():
+        try:
+            data_, path = {"train": read_toml(own)}, own
+        except ConfigError:
+            raise ConfigError(f"--resume: {own} does not load, so this run's settings are unknown; restore it, "
+                              "or pass the run's settings again with --config") from None
+    else:
+        data_ = read_toml(path) if path else {}
     flags: list[str] = []
     if curriculum is not None:
         flags.append(f"train.curriculum={curriculum!r}")

@@ -133,7 +133,8 @@ def build_report(run_dir: Path, out: Path | None = None, *, eval_path: Path | No
         raise DataError(f"run folder '{run_dir}' not found")
     metrics = read_jsonl(run_dir / "metrics.jsonl")
     if not metrics and not eval_path:
-        raise DataError(f"{run_dir} has no metrics.jsonl; is it an `srlkit train` run folder?")
+        state = "an empty metrics.jsonl" if (run_dir / "metrics.jsonl").is_file() else "no metrics.jsonl"
+        raise DataError(f"{run_dir} has {state}; is it an `srlkit train` run folder that trained a step?")
     out = Path(out) if out else run_dir / "report"
     found = eval_path is None
     eval_path = Path(eval_path) if eval_path else find_eval(run_dir)

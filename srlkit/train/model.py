@@ -92,11 +92,11 @@ def load_policy(cfg: ModelConfig, *, kl_beta: float = 0.0, base_copy: bool | Non
     try:
         tok = load_tokenizer(path, cfg.revision)
         model = AutoModelForCausalLM.from_pretrained(adapter or path, revision=cfg.revision, dtype=load_dtype(cfg))
-    except OSError as e:
-        raise SrlkitError(
-            f"cannot load model '{path}': {str(e).splitlines()[0]}; pass a local folder with --model "
-            "or set HF_HUB_OFFLINE=0 to download"
-        ) from None
+    except (OSError, ValueError, KeyError) as e:  # missing, damaged or foreign files (no tokenizer, no model_type)
+        first = " ".join(str(e).split())[:200] or type(e).__name__
+        hint = ("pass a local folder with --model or set HF_HUB_OFFLINE=0 to download" if isinstance(e, OSError)
+                else "check the model folder (config.json, tokenizer files, weights)")
+        raise SrlkitError(f"cannot load model '{path}': {first}; {hint}") from None
     model.to(device)
     if adapter and not cfg.lora.enabled:  # full fine-tuning of base + adapter, merged
         model = _with_adapter(model, path, trainable=False).merge_and_unload()

@@ -249,7 +249,8 @@ class Trainer:
     def run(self) -> Path:
         if self.resume_from is not None and all(i in self.state["done"] for i in range(len(self.cfg.curriculum))):
             self.reporter.warn(f"--resume: every phase of {self.run_dir} ({', '.join(self.cfg.curriculum)}) is "
-                               "finished, so there is nothing left to train; start a new --out to train again")
+                               "finished, so there is nothing left to train (more steps extend only an unfinished phase); to "
+                               f"train further, start a new --out with --model {self.run_dir}/final")
         for index, name in enumerate(self.cfg.curriculum):
             if index in self.state["done"]:
                 continue

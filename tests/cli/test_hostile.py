@@ -534,3 +534,47 @@ def test_resume_of_a_finished_run_says_there_is_nothing_left(cli, tmp_path, tiny
     assert res.code == 0 and "Traceback" not in res.err, res.err
     assert "is finished, so there is nothing left to train" in res.err
     assert json.loads((out / "summary.json").read_text())["phases"]["srl"]["updates"] == before == 3
+    assert f"--model {out}/final" in res.err  # and says how to train further
+
+
+def test_resume_takes_the_runs_own_settings(cli, tmp_path, killed_run):
+    """`srlkit train --out RUN --resume` (the README's resume line) continues a run started with
+    --model, --data and --set as it was started; it used to compare the run with the default recipe
+    and refuse. A flag or --set on top is still a change the run folder judges."""
+    fx.install()
+    run = tmp_path / "run"
+    shutil.copytree(killed_run, run)
+    snap = snapshot(run)
+    refused(cli("train", "--out", run, "--resume", "--set", "train.phases.srl.lr=0.02"),
+            "--resume refused", "phases.srl.lr: 0.01 -> 0.02")
+    assert_intact(snap)
+    res = cli("train", "--out", run, "--resume", "--max-steps", "4")
+    assert res.code == 0 and "Traceback" not in res.err, res.err
+    assert json.loads((run / "summary.json").read_text())["phases"]["srl"]["updates"] == 4
+    (run / "config.toml").write_bytes(b"\x00 not toml")
+    refused(cli("train", "--out", run, "--resume"), "config.toml does not load", "--config")
+
+
+def test_a_model_folder_without_a_tokenizer_is_one_line(cli, tmp_path, tiny_model_dir, tiny_data):
+    """config.json and weights but no tokenizer files: transformers raises ValueError, which train
+    reported as an internal error."""
+    fx.install()
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_model_dir / name, model / name)
+    snap = snapshot(model)
+    refused(cli(*fx.tiny_args(model, tiny_data, tmp_path / "run", "--curriculum", "srl")),
+            f"cannot load model '{model}'", "check the model folder")
+    assert_intact(snap)
+
+
+def test_push_report_and_template_name_what_the_folder_is(cli, tmp_path, killed_run):
+    snap = snapshot(killed_run)
+    refused(cli("push", killed_run, "--repo", "me/x", "--dry-run"), "is an `srlkit train` output", "srlkit decompose")
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    (empty / "metrics.jsonl").write_text("")
+    refused(cli("report", empty), "an empty metrics.jsonl")
+    refused(cli("decompose", NUMBERED, "--template", tmp_path, "--out", tmp_path / "o"), "is a folder")
+    assert_intact(snap)
