@@ -68,6 +68,16 @@ def cmd(
     )
     fields = {k: v for k, v in fields.items() if v is not None}  # unset: the config's default
     cfg = build(DecomposeConfig, fields, where="options")
+    hub_only = [f"--{k}" for k, v in (("subset", subset), ("split", split), ("revision", revision)) if v is not None]
+    if hub_only:
+        from srlkit.data.sources import open_source
+        from srlkit.errors import ConfigError
+
+        kind = open_source(cfg.source).kind
+        if kind != "hub":
+            raise ConfigError(f"{', '.join(hub_only)} pick{'s' if len(hub_only) == 1 else ''} a Hub dataset's rows, "
+                              f"but the source is {_KINDS.get(kind, kind)}; drop "
+                              f"{'it' if len(hub_only) == 1 else 'them'}")
     target = Path(cfg.out) if cfg.out else default_out(cfg.source)
     command = "srlkit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if _from_console() else None
     m = decompose(cfg, target, command=command or _rebuild(fields, target), force=force)
@@ -78,6 +88,9 @@ def cmd(
                  f"(of {c['input']} rows); {tables}", soft_wrap=True, markup=False)
     stdout.print(f"card: {target / 'README.md'}; inspect with `srlkit inspect {target}`",
                  soft_wrap=True, markup=False)
+
+
+_KINDS = {"local": "a local file", "bundled": "the bundled CHAMP problems", "gym": "a generated gym task"}
 
 
 def _from_console() -> bool:

@@ -578,3 +578,15 @@ def test_push_report_and_template_name_what_the_folder_is(cli, tmp_path, killed_
     refused(cli("report", empty), "an empty metrics.jsonl")
     refused(cli("decompose", NUMBERED, "--template", tmp_path, "--out", tmp_path / "o"), "is a folder")
     assert_intact(snap)
+
+
+@pytest.mark.parametrize("source,flags,what", [
+    (str(NUMBERED), ["--subset", "main"], "a local file"),
+    (str(NUMBERED), ["--split", "test", "--revision", "v1"], "a local file"),
+    ("gym:chain_sum?train=5", ["--split", "test"], "a generated gym task"),
+])
+def test_hub_only_options_on_local_data_are_refused(cli, tmp_path, source, flags, what):
+    """--subset, --split and --revision were silently ignored for a local file: the user thinks they
+    picked a split and gets every row."""
+    refused(cli("decompose", source, *flags, "--out", tmp_path / "o"), flags[0], what, "drop")
+    assert not (tmp_path / "o").exists()
