@@ -399,6 +399,13 @@ class EvalConfig(_Strict):
     engine: Literal["hf", "vllm"] = "hf"
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)  # vLLM: nothing else is on the GPU while evaluating
 
+    @model_validator(mode="after")
+    def _samples_differ(self) -> EvalConfig:
+        if self.k > 1 and self.temperature == 0:
+            raise ValueError(f"k = {self.k} samples at temperature 0 are {self.k} copies of the greedy answer, so "
+                             "avg@k and pass@k would mean nothing; set temperature > 0, or k = 0 (greedy only)")
+        return self
+
 
 # --------------------------------------------------------------------------- recipe
 

@@ -590,3 +590,11 @@ def test_hub_only_options_on_local_data_are_refused(cli, tmp_path, source, flags
     picked a split and gets every row."""
     refused(cli("decompose", source, *flags, "--out", tmp_path / "o"), flags[0], what, "drop")
     assert not (tmp_path / "o").exists()
+
+
+def test_eval_samples_at_temperature_zero_are_refused(cli, tmp_path, tiny_model_dir):
+    """k samples at temperature 0 are k copies of the greedy answer: avg@k and pass@k were printed as
+    if they measured something."""
+    refused(cli("eval", tiny_model_dir, "--bench", "gym:chain_sum?test=2", "--k", "4", "--temperature", "0",
+                "--out", tmp_path / "e"), "k = 4 samples at temperature 0", "k = 0")
+    assert not list(tmp_path.iterdir())
