@@ -32,6 +32,7 @@ comparison is greedy).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -263,14 +264,12 @@ def _threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def run_arm(arm: str, args, data: Path, bench: str) -> dict:
+def run_arm(arm: str, args, recipe, data: Path, bench: str) -> dict:
     """Train one arm (unless finished), score it on the held-out problems, and score a two-phase arm's
     first phase end (greedy: the paired comparison is greedy). Every result is a file under --out, so a
     killed comparison keeps what finished. Runs in the main process or in a parallel worker."""
-    from srlkit.config import load_recipe
     from srlkit.eval.run import evaluate
 
-    recipe = load_recipe(args.recipe, args.overrides)
     t0 = time.perf_counter()
     run = args.out / "runs" / arm
     resumed = arm != "base" and (run / "checkpoints").is_dir() and not finished(run)
@@ -351,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         decompose(DecomposeConfig(source=task, seed=args.seed), data, show_progress=False)
     state = git_state()
     todo = sorted(arms, key=lambda a: -COST.get(a, 0)) if args.jobs > 1 else arms  # longest first
+    one = functools.partial(run_arm, args=args, recipe=recipe, data=data, bench=bench)
     if args.jobs > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -359,10 +359,9 @@ def main(argv: list[str] | None = None) -> int:
               "logs with its [name]", file=sys.stderr, flush=True)
         with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=_threads,
                                  initargs=(args.threads,)) as pool:
-            done = dict(zip(todo, pool.map(run_arm, todo, [args] * len(todo), [data] * len(todo),
-                                           [bench] * len(todo))))
+            done = dict(zip(todo, pool.map(one, todo)))
     else:
-        done = {a: run_arm(a, args, data, bench) for a in todo}
+        done = {a: one(a) for a in todo}
     stats = {a: done[a]["stats"] for a in arms}
     results = {a: done[a]["result"] for a in arms}
     resumed = [a for a in arms if done[a]["resumed"]]
