@@ -132,3 +132,31 @@ def test_keep_checkpoints_prunes_kl_checkpoints_and_never_a_users_file(cli, tmp_
     with pytest.raises(checkpoint.CheckpointError, match="notes.txt"):
         checkpoint._remove(old)
     assert sorted(p.name for p in old.iterdir()) == before
+
+
+@pytest.mark.parametrize("schedule, same", [("constant", True), ("cosine", False)])
+def test_shorter_constant_lr_phase_is_the_longer_one_stopped_early(cli, tmp_path, tiny_model_dir, tiny_data,
+                                                                   schedule, same):
+    """A phase's data order and sampling do not depend on its length, so at a constant LR (the
+    recipe's SRL) SRL-N is SRL-M stopped at step N: RESULTS reads the chain's SRL-30 end as SRL-60's
+    step 30. A schedule that spans the phase (cosine) makes them differ from the first step."""
+    fx.install()
+    runs = {}
+    for steps in (2, 3):
+        out = tmp_path / f"{schedule}{steps}"
+        r = cli(*fx.tiny_args(tiny_model_dir, tiny_data, out, "--curriculum", "srl"),
+                "--set", f"train.phases.srl.steps={steps}", "--set", f"train.phases.srl.lr_schedule='{schedule}'")
+        assert r.code == 0, r.err
+        ckpt = sorted((out / "checkpoints").glob("srl-*2"))
+        assert len(ckpt) == 1, sorted(p.name for p in (out / "checkpoints").iterdir())
+        runs[steps] = (_rows(out / "metrics.jsonl", "srl")[:2], _weights_of(ckpt[0]))
+    (rows2, w2), (rows3, w3) = runs[2], runs[3]
+    assert [r["step"] for r in rows2] == [r["step"] for r in rows3] == [1, 2]
+    equal = rows2 == rows3 and w2.keys() == w3.keys() and all(torch.equal(w2[k], w3[k]) for k in w2)
+    assert equal is same
+
+
+def _weights_of(ckpt: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(ckpt / "trainable.safetensors"))
