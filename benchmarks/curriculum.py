@@ -264,7 +264,44 @@ def _threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
+class Labelled:
+    r"""A stream that starts every line with `[arm] ` (unless it already does), so the trainer's step
+    lines of arms running side by side (--jobs) say which arm they belong to.
+
+    >>> import io
+    >>> buf = io.StringIO(); out = Labelled(buf, "srl")
+    >>> _ = out.write("srl step 1/3 | loss 0.1\n[srl] done"); _ = out.write(" in 5 s\nnext")
+    >>> buf.getvalue()
+    '[srl] srl step 1/3 | loss 0.1\n[srl] done in 5 s\n[srl] next'
+    """
+
+    def __init__(self, stream, arm: str):
+        self.stream, self.prefix, self.at_start = stream, f"[{arm}] ", True
+
+    def write(self, text: str) -> int:
+        for piece in text.splitlines(keepends=True):
+            if self.at_start and not piece.startswith(self.prefix):
+                self.stream.write(self.prefix)
+            self.stream.write(piece)
+            self.at_start = piece.endswith("\n")
+        return len(text)
+
+    def __getattr__(self, name):  # flush, isatty, fileno, encoding: the wrapped stream's
+        return getattr(self.stream, name)
+
+
 def run_arm(arm: str, args, recipe, data: Path, bench: str) -> dict:
+    """`_run_arm`, its stderr lines labelled with the arm's name when arms run side by side (--jobs)."""
+    if args.jobs <= 1:
+        return _run_arm(arm, args, recipe, data, bench)
+    stderr, sys.stderr = sys.stderr, Labelled(sys.stderr, arm)
+    try:
+        return _run_arm(arm, args, recipe, data, bench)
+    finally:
+        sys.stderr = stderr
+
+
+def _run_arm(arm: str, args, recipe, data: Path, bench: str) -> dict:
     """Train one arm (unless finished), score it on the held-out problems, and score a two-phase arm's
     first phase end (greedy: the paired comparison is greedy). Every result is a file under --out, so a
     killed comparison keeps what finished. Runs in the main process or in a parallel worker."""

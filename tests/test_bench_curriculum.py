@@ -39,3 +39,26 @@ def test_a_chain_is_paired_with_its_own_first_phase_end(tmp_path):
     _samples(tmp_path, "srl", [0] * 12 + [1] * 12 + [0] * (n - 24))  # as many right, other problems
     worse_or_not = b.paired_lines([b.paired(tmp_path, "srl", "srl_rlvr")])
     assert worse_or_not.startswith("- srl_rlvr vs srl: +0.0 points") and "includes 0" in worse_or_not
+
+
+def test_side_by_side_arms_label_every_stderr_line(monkeypatch, capsys):
+    """Under --jobs, the trainer's own step lines carry the arm's name; alone, nothing is added, and
+    stderr is restored after the arm either way."""
+    import sys
+    from types import SimpleNamespace
+
+    b = _bench()
+
+    def fake(arm, args, recipe, data, bench):
+        print("srl step 1/30 | loss 0.1", file=sys.stderr)
+        print(f"[{arm}] done in 1 s", file=sys.stderr)
+        return {}
+
+    monkeypatch.setattr(b, "_run_arm", fake)
+    before = sys.stderr
+    for jobs in (2, 1):
+        b.run_arm("srl_rlvr", SimpleNamespace(jobs=jobs), None, Path("."), "")
+        assert sys.stderr is before
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["[srl_rlvr] srl step 1/30 | loss 0.1", "[srl_rlvr] done in 1 s",
+                   "srl step 1/30 | loss 0.1", "[srl_rlvr] done in 1 s"]
