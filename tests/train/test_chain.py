@@ -139,7 +139,7 @@ def test_shorter_constant_lr_phase_is_the_longer_one_stopped_early(cli, tmp_path
                                                                    schedule, same):
     """A phase's data order and sampling do not depend on its length, so at a constant LR (the
     recipe's SRL) SRL-N is SRL-M stopped at step N: RESULTS reads the chain's SRL-30 end as SRL-60's
-    step 30. A schedule that spans the phase (cosine) makes them differ from the first step."""
+    step 30. A schedule that spans the phase (cosine) makes them differ once its LR starts to decay."""
     fx.install()
     runs = {}
     for steps in (2, 3):
