@@ -156,6 +156,19 @@ def cfg_for(args, bench: str, recipe, k: int | None = None):
                       engine=recipe.train.rollout.engine, seed=args.seed, bootstrap=1000, limit=args.eval_size)
 
 
+def pairings(out: Path, arms: list[str], started_from_model: bool = False) -> list[dict]:
+    """The paired comparisons the command prints: a chain against its one-phase arms and against its own
+    first phase's end; with --model, every trained arm against "base", which is then that model (so
+    `--model RUN/srl/final --arms base,rlvr` states what RLVR added to those weights)."""
+    todo = [(one, two) for two, one in (("srl_rlvr", "srl"), ("sft_rlvr", "sft"), ("srl_rlvr", "rlvr"))
+            if two in arms and one in arms]
+    todo += [(phase_end_arm(two), two) for two in arms if phase_end_arm(two)]
+    if started_from_model and "base" in arms:
+        todo += [("base", two) for two in arms if two != "base"]
+    pairs = [p for one, two in todo for p in [paired(out, one, two)] if p]
+    return [dict(p, model=started_from_model and p["first"] == "base") for p in pairs]
+
+
 def paired_lines(pairs: list[dict]) -> str:
     out = []
     for p in pairs:
@@ -164,6 +177,8 @@ def paired_lines(pairs: list[dict]) -> str:
         first = p["first"]
         if first == phase_end_arm(p["second"]):
             first = f"its own end of {ARMS[p['second']][0]}"
+        elif first == "base" and p.get("model"):
+            first = "its starting model (--model)"
         out.append(f"- {p['second']} vs {first}: {d:+.1f} points [{lo:+.1f}, {hi:+.1f}] "
                    f"(paired 95% CI, n={p['n']}; {100 * p['acc'][0]:.1f}% -> {100 * p['acc'][1]:.1f}%): {verdict}")
     return "\n".join(out)
@@ -404,9 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     resumed = [a for a in arms if done[a]["resumed"]]
     name = next(iter(results[arms[0]]))
     md = table(results, stats, arms, args, name)
-    pairs = [p for two, one in (("srl_rlvr", "srl"), ("sft_rlvr", "sft"), ("srl_rlvr", "rlvr"))
-             if two in arms and one in arms for p in [paired(args.out, one, two)] if p]
-    pairs += [p for two in arms if phase_end_arm(two) for p in [paired(args.out, phase_end_arm(two), two)] if p]
+    pairs = pairings(args.out, arms, started_from_model=bool(args.model))
     if pairs:
         md += "\n\n" + paired_lines(pairs)
     head = f"commit {state['commit'][:12]}{' (uncommitted changes)' if state['dirty'] else ''}"

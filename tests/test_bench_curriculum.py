@@ -62,3 +62,14 @@ def test_side_by_side_arms_label_every_stderr_line(monkeypatch, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err == ["[srl_rlvr] srl step 1/30 | loss 0.1", "[srl_rlvr] done in 1 s",
                    "srl step 1/30 | loss 0.1", "[srl_rlvr] done in 1 s"]
+
+
+def test_with_a_starting_model_each_arm_is_paired_with_it(tmp_path):
+    """`--model W --arms base,rlvr`: "base" is W, scored in the same command, and the command states what
+    RLVR added to it; without --model, base is the bundled model and is not paired."""
+    b = _bench()
+    _samples(tmp_path, "base", [0] * 40)
+    _samples(tmp_path, "rlvr", [1] * 10 + [0] * 30)
+    (line,) = b.paired_lines(b.pairings(tmp_path, ["base", "rlvr"], started_from_model=True)).splitlines()
+    assert line.startswith("- rlvr vs its starting model (--model): +25.0 points") and line.endswith("better")
+    assert b.pairings(tmp_path, ["base", "rlvr"]) == []
