@@ -32,6 +32,7 @@ comparison is greedy).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -165,11 +166,10 @@ def pairings(out: Path, arms: list[str], started_from_model: bool = False) -> li
     todo += [(phase_end_arm(two), two) for two in arms if phase_end_arm(two)]
     if started_from_model and "base" in arms:
         todo += [("base", two) for two in arms if two != "base"]
-    pairs = [p for one, two in todo for p in [paired(out, one, two)] if p]
-    return [dict(p, model=started_from_model and p["first"] == "base") for p in pairs]
+    return [p for one, two in todo for p in [paired(out, one, two)] if p]
 
 
-def paired_lines(pairs: list[dict]) -> str:
+def paired_lines(pairs: list[dict], started_from_model: bool = False) -> str:
     out = []
     for p in pairs:
         lo, hi, d = (100 * x for x in (*p["ci"], p["delta"]))
@@ -177,7 +177,7 @@ def paired_lines(pairs: list[dict]) -> str:
         first = p["first"]
         if first == phase_end_arm(p["second"]):
             first = f"its own end of {ARMS[p['second']][0]}"
-        elif first == "base" and p.get("model"):
+        elif first == "base" and started_from_model:
             first = "its starting model (--model)"
         out.append(f"- {p['second']} vs {first}: {d:+.1f} points [{lo:+.1f}, {hi:+.1f}] "
                    f"(paired 95% CI, n={p['n']}; {100 * p['acc'][0]:.1f}% -> {100 * p['acc'][1]:.1f}%): {verdict}")
@@ -307,13 +307,8 @@ class Labelled:
 
 def run_arm(arm: str, args, recipe, data: Path, bench: str) -> dict:
     """`_run_arm`, its stderr lines labelled with the arm's name when arms run side by side (--jobs)."""
-    if args.jobs <= 1:
+    with contextlib.redirect_stderr(Labelled(sys.stderr, arm)) if args.jobs > 1 else contextlib.nullcontext():
         return _run_arm(arm, args, recipe, data, bench)
-    stderr, sys.stderr = sys.stderr, Labelled(sys.stderr, arm)
-    try:
-        return _run_arm(arm, args, recipe, data, bench)
-    finally:
-        sys.stderr = stderr
 
 
 def _run_arm(arm: str, args, recipe, data: Path, bench: str) -> dict:
@@ -421,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     md = table(results, stats, arms, args, name)
     pairs = pairings(args.out, arms, started_from_model=bool(args.model))
     if pairs:
-        md += "\n\n" + paired_lines(pairs)
+        md += "\n\n" + paired_lines(pairs, started_from_model=bool(args.model))
     head = f"commit {state['commit'][:12]}{' (uncommitted changes)' if state['dirty'] else ''}"
     if resumed:
         head += f"; RESUMED arms: {', '.join(resumed)} (not one uninterrupted command)"

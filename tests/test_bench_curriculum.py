@@ -70,6 +70,7 @@ def test_with_a_starting_model_each_arm_is_paired_with_it(tmp_path):
     b = _bench()
     _samples(tmp_path, "base", [0] * 40)
     _samples(tmp_path, "rlvr", [1] * 10 + [0] * 30)
-    (line,) = b.paired_lines(b.pairings(tmp_path, ["base", "rlvr"], started_from_model=True)).splitlines()
+    pairs = b.pairings(tmp_path, ["base", "rlvr"], started_from_model=True)
+    (line,) = b.paired_lines(pairs, started_from_model=True).splitlines()
     assert line.startswith("- rlvr vs its starting model (--model): +25.0 points") and line.endswith("better")
     assert b.pairings(tmp_path, ["base", "rlvr"]) == []
