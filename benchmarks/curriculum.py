@@ -118,41 +118,9 @@ def git_state() -> dict:
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
-def machine_state(cpuinfo: str | None = None) -> dict:
-    """The CPU and the numerics libraries the comparison ran on. Figures from another CPU or another
-    library version are not the same measurement: float differences in the matmul kernels change a
-    sampled token after some tens of steps, and the runs part from there (benchmarks/RESULTS.md,
-    "The same commit on another machine").
-
-    >>> m = machine_state("model name\t: Some CPU\nflags\t\t: fpu sse avx2 fma\n")
-    >>> m["cpu"], m["simd"]
-    ('Some CPU', 'avx2')
-    """
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = set(fields.get("flags", "").split())
-    simd = [name for flag, name in (("amx_tile", "amx"), ("avx512f", "avx512"), ("avx2", "avx2")) if flag in flags]
-    libs = {}
-    for lib in ("torch", "transformers", "accelerate", "peft", "numpy"):
-        try:
-            libs[lib] = version(lib)
-        except PackageNotFoundError:
-            libs[lib] = None
-    return {"cpu": fields.get("model name") or platform.processor() or platform.machine(),
-            "simd": "+".join(simd) or "none",
-            "libs": libs}
-
-
 def machine_line(m: dict) -> str:
-    """One line for the table's head: where and with what the figures were measured."""
+    """One line for the table's head: where and with what the figures were measured
+    (`srlkit.provenance.machine()`; the same block is in stats.json and in each run's summary.json)."""
     libs = ", ".join(f"{k} {v}" for k, v in m["libs"].items() if v and k in ("torch", "transformers"))
     return f"machine {m['cpu']} ({m['simd']}); {libs}"
 
@@ -434,7 +402,9 @@ def main(argv: list[str] | None = None) -> int:
         from srlkit.data.decompose import decompose
 
         decompose(DecomposeConfig(source=task, seed=args.seed), data, show_progress=False)
-    state, machine = git_state(), machine_state()
+    from srlkit import provenance
+
+    state, machine = git_state(), provenance.machine()
     todo = sorted(arms, key=lambda a: -COST.get(a, 0)) if args.jobs > 1 else arms  # longest first
     one = functools.partial(run_arm, args=args, recipe=recipe, data=data, bench=bench)
     if args.jobs > 1:

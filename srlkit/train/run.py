@@ -25,8 +25,10 @@ import numpy as np
 import torch
 
 from srlkit.config import TrainConfig, to_toml
+from srlkit import provenance
 from srlkit.errors import ConfigError, SrlkitError
 from srlkit.fileio import write_json
+from srlkit.progress import warn
 from srlkit.train import checkpoint
 from srlkit.train import curriculum
 from srlkit.train import dist, heldout, runfolder
@@ -139,9 +141,15 @@ class Trainer:
         self.reporter = StepReporter(self.progress, enabled=self.main)
         self._solve: Any = None  # (table, math scorer) for val_solve, built on first use
         self.summary: dict[str, Any] = {}
+        self.machine = provenance.machine()
         summ = self.run_dir / "summary.json"
         if self.resume_from is not None and summ.is_file():
-            self.summary = json.loads(summ.read_text()).get("phases", {})
+            before = json.loads(summ.read_text())
+            self.summary = before.get("phases", {})
+            moved = provenance.differences(before["machine"], self.machine) if before.get("machine") else []
+            if moved and self.main:
+                warn(f"resuming on another machine or library set ({'; '.join(moved)}): the run goes on, but it "
+                     "will not match an uninterrupted run bit for bit")
 
     def _unwrapped(self) -> Any:
         return self.learner.acc.unwrap_model(self.policy.model)
@@ -377,7 +385,7 @@ class Trainer:
 
     def _write_summary(self) -> None:
         if self.main:
-            body = {"world_size": self.world, "phases": self.summary}
+            body = {"world_size": self.world, "machine": self.machine, "phases": self.summary}
             (self.run_dir / "summary.json").write_text(json.dumps(body, indent=2), encoding="utf-8")
 
     def _finish(self) -> None:

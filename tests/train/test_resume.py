@@ -84,8 +84,10 @@ class _Abort(Exception):
     pass
 
 
-def test_abort_after_checkpoints_then_resume_is_bit_equal(reference, tmp_path, tiny_model_dir, tiny_data, monkeypatch):
-    """Fast in-process variant: the kill hook raises instead of SIGKILL (on-disk state is all that survives)."""
+def test_abort_after_checkpoints_then_resume_is_bit_equal(reference, tmp_path, tiny_model_dir, tiny_data, monkeypatch,
+                                                         capsys):
+    """Fast in-process variant: the kill hook raises instead of SIGKILL (on-disk state is all that survives).
+    The last resume finds another CPU in summary.json's machine block and says so (the run still goes on)."""
     from srlkit.cli import main
     from srlkit.train import curriculum
 
@@ -103,7 +105,16 @@ def test_abort_after_checkpoints_then_resume_is_bit_equal(reference, tmp_path, t
         with pytest.raises(_Abort):
             main(args + (["--resume"] if kill_at == "srl:end" else []))
     monkeypatch.undo()
+    summ = out / "summary.json"
+    body = json.loads(summ.read_text())
+    assert body["machine"]["libs"]["torch"]  # the run recorded where it ran
+    body["machine"]["cpu"] = "Another CPU"
+    summ.write_text(json.dumps(body))
+    capsys.readouterr()
     main(args + ["--resume"])
+    err = capsys.readouterr().err
+    assert "warning: resuming on another machine or library set (cpu Another CPU -> " in err
+    assert json.loads(summ.read_text())["machine"]["cpu"] != "Another CPU"  # this machine now
     _assert_same_run(reference[0], out)
 
 
