@@ -262,12 +262,15 @@ def claim_results(out: Path, reads: list[Path]) -> None:
 
 
 def write_results(summary: dict, records: list[dict], out: Path) -> None:
-    """`<stem>.samples.jsonl`, then the results JSON that lists it with its sha256 (each atomic)."""
+    """`<stem>.samples.jsonl`, then the results JSON that lists it with its sha256 (each atomic), and
+    where it was measured (`srlkit.provenance`: greedy answers can differ on another CPU or library)."""
     from srlkit import stage
 
     side = samples_path(out)
     with atomic_path(side) as tmp, tmp.open("w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    summary.update(stage="eval", files={side.name: stage.file_info(side)})
+    from srlkit import provenance
+
+    summary.update(stage="eval", machine=provenance.machine(), files={side.name: stage.file_info(side)})
     write_json(out, summary, sort_keys=False, ensure_ascii=True)

@@ -25,6 +25,7 @@ def test_eval_tiny_model_end_to_end(tmp_path, cli, tiny_model_dir):
     assert res.code == 0, res.err
     summary = json.loads(out.read_text())
     assert list(summary["results"]) == ["tiny", "again"]
+    assert summary["machine"]["cpu"] and summary["machine"]["libs"]["torch"]  # where it was measured
     r = summary["results"]["tiny"]["add"]
     assert r["n"] == 3
     assert set(r["pass@"]) == {"1", "2"}
