@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from srlkit.config import TrainConfig, to_toml
 from srlkit import provenance
+from srlkit.config import TrainConfig, to_toml
 from srlkit.errors import ConfigError, SrlkitError
 from srlkit.fileio import write_json
 from srlkit.progress import warn
@@ -146,7 +146,8 @@ class Trainer:
         if self.resume_from is not None and summ.is_file():
             before = json.loads(summ.read_text())
             self.summary = before.get("phases", {})
-            moved = provenance.differences(before["machine"], self.machine) if before.get("machine") else []
+            recorded = before.get("machine")
+            moved = provenance.differences(recorded, self.machine) if isinstance(recorded, dict) else []
             if moved and self.main:
                 warn(f"resuming on another machine or library set ({'; '.join(moved)}): the run goes on, but it "
                      "will not match an uninterrupted run bit for bit")
