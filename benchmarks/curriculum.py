@@ -409,14 +409,13 @@ def main(argv: list[str] | None = None) -> int:
     one = functools.partial(run_arm, args=args, recipe=recipe, data=data, bench=bench)
     if args.jobs > 1:
         import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
 
         from srlkit.assets import resolve_model
 
         # the bundled model is converted (once, then cached) here, not by every worker at once, whose
         # progress bars would interleave in the log
         resolve_model(args.model or recipe.train.model.name_or_path)
-        from concurrent.futures import ProcessPoolExecutor
-
         print(f"running {len(todo)} arms in {args.jobs} processes of {args.threads} thread(s) each; each arm "
               "logs with its [name]", file=sys.stderr, flush=True)
         with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn"), initializer=_threads,
