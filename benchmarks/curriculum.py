@@ -354,6 +354,17 @@ def _run_arm(arm: str, args, recipe, data: Path, bench: str) -> dict:
     return {"stats": stats, "result": json.loads(cached.read_text()), "resumed": resumed}
 
 
+def gym_specs(task: str, train_size: int, eval_size: int, seed: int) -> tuple[str, str]:
+    """The training and held-out sources of a `--task`, which may carry the task's own options.
+
+    >>> gym_specs("chain_sum?terms=5-6&digits=2-3", 2000, 500, 0)[1]
+    'gym:chain_sum?terms=5-6&digits=2-3&test=500&seed=0'
+    """
+    name, _, options = task.partition("?")
+    head = f"gym:{name}?" + (f"{options}&" if options else "")  # the task's own options, then ours
+    return f"{head}train={train_size}&validation=100&seed={seed}", f"{head}test={eval_size}&seed={seed}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-curriculum")
@@ -363,7 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="base model (default: the recipe's, else bundled SmolLM2)")
     ap.add_argument("--arms", default="base,sft,rlvr,srl,srl_rlvr,sft_rlvr", help=f"comma list of {', '.join(ARMS)}")
     ap.add_argument("--steps", type=int, default=60, help="optimizer steps per arm (the compute budget)")
-    ap.add_argument("--task", default="chain_sum", help="the gym task: chain_sum or gsm_symbolic (srlkit/data/gym.py)")
+    ap.add_argument("--task", default="chain_sum",
+                    help="the gym task: chain_sum or gsm_symbolic, with its options if any, e.g. "
+                         "'chain_sum?terms=5-6&digits=2-3' (srlkit/data/gym.py)")
     ap.add_argument("--train-size", type=int, default=2000, help="training problems")
     ap.add_argument("--eval-size", type=int, default=500, help="held-out problems")
     ap.add_argument("--k", type=int, default=4, help="samples per problem for avg@k (0: greedy only)")
@@ -395,8 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown arm(s) {bad}; known: {', '.join(ARMS)}")
     recipe = load_recipe(args.recipe, args.overrides)
     t0 = time.perf_counter()
-    task = f"gym:{args.task}?train={args.train_size}&validation=100&seed={args.seed}"
-    bench = str(args.heldout) if args.heldout else f"gym:{args.task}?test={args.eval_size}&seed={args.seed}"
+    task, bench = gym_specs(args.task, args.train_size, args.eval_size, args.seed)
+    bench = str(args.heldout) if args.heldout else bench
     data = args.out / "data"
     if not (data / "manifest.json").is_file():  # a rerun (or a copied folder) skips this
         from srlkit.data.decompose import decompose

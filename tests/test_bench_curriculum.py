@@ -88,3 +88,16 @@ def test_the_table_says_which_cpu_and_libraries_measured_it():
     line = _bench().machine_line(b)
     assert line.startswith("machine Intel(R) Xeon(R) Processor (amx+avx512+avx2); torch ")
     assert "transformers " in line
+
+
+def test_a_task_keeps_its_own_options_in_both_sources():
+    from srlkit.data.gym import parse_spec
+
+    train, held = _bench().gym_specs("chain_sum?terms=5-6&digits=2-3", 2000, 500, 3)
+    for spec in (train, held):
+        parsed = parse_spec(spec)
+        assert (parsed.min_terms, parsed.max_terms, parsed.min_digits, parsed.max_digits) == (5, 6, 2, 3)
+        assert parsed.seed == 3
+    assert parse_spec(train).train == 2000 and parse_spec(held).test == 500
+    assert _bench().gym_specs("gsm_symbolic", 10, 5, 0) == ("gym:gsm_symbolic?train=10&validation=100&seed=0",
+                                                            "gym:gsm_symbolic?test=5&seed=0")
