@@ -36,6 +36,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -229,9 +230,31 @@ def plot_curves(out: Path, arms: list[str], path: Path, key: str = "val/solve_ac
     return True
 
 
+_STEP = re.compile(r"^(-?\d+) ([+-]) (-?\d+) = (-?\d+)$")
+
+
+def step_arithmetic(out: Path, arm: str) -> tuple[int, int]:
+    """Chain sums: of the `a op b = c` lines in an arm's greedy answers, how many have c right.
+
+    Whole-solution accuracy needs every step right; on long sums it can tie at zero while one arm
+    still does far better arithmetic than another. This says which.
+    """
+    right = total = 0
+    for line in (out / "eval" / f"{arm}.full.samples.jsonl").read_text().splitlines():
+        for step in json.loads(line).get("greedy", "").splitlines():
+            m = _STEP.match(step.strip())
+            if m:
+                a, op, b, c = m.groups()
+                total += 1
+                right += (int(a) + int(b) if op == "+" else int(a) - int(b)) == int(c)
+    return right, total
+
+
 def table(results: dict, stats: dict, arms: list[str], args, bench: str) -> str:
     key = f"avg@{args.k}"
-    head = ["arm", "greedy % [95% CI]"] + ([f"{key} % [95% CI]"] if args.k else []) + [
+    steps = args.task.startswith("chain_sum") and not args.heldout
+    head = ["arm", "greedy % [95% CI]"] + ([f"{key} % [95% CI]"] if args.k else []) + (
+        ["arithmetic steps right"] if steps else []) + [
         "updates / asked", "filter rate (GRPO phases)", "train s", "paper avg"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for a in arms:
@@ -239,6 +262,9 @@ def table(results: dict, stats: dict, arms: list[str], args, bench: str) -> str:
         cells = [a, f"{100 * r['greedy_acc']:.1f} [{100 * r['greedy_ci'][0]:.1f}, {100 * r['greedy_ci'][1]:.1f}]"]
         if args.k:
             cells.append(f"{100 * r[key]:.1f} [{100 * r['avg_ci'][0]:.1f}, {100 * r['avg_ci'][1]:.1f}]")
+        if steps:
+            right, total = step_arithmetic(args.out, a)
+            cells.append(f"{100 * right / total:.1f}% of {total}" if total else "no `a ± b = c` lines")
         s = stats.get(a, {})
         fr = s.get("filter_rate")
         cells += [f"{s.get('updates', 0)} / {s.get('asked', 0)}",

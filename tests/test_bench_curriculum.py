@@ -101,3 +101,12 @@ def test_a_task_keeps_its_own_options_in_both_sources():
     assert parse_spec(train).train == 2000 and parse_spec(held).test == 500
     assert _bench().gym_specs("gsm_symbolic", 10, 5, 0) == ("gym:gsm_symbolic?train=10&validation=100&seed=0",
                                                             "gym:gsm_symbolic?test=5&seed=0")
+
+
+def test_step_arithmetic_counts_the_lines_whose_result_is_right(tmp_path):
+    (tmp_path / "eval").mkdir()
+    rows = [{"id": "a", "greedy": "12 + 30 = 42\n42 - 50 = -8\nThe answer is \\boxed{-8}."},
+            {"id": "b", "greedy": "-8 - 5 = -3\n-3 + 4 = 1\nsome words\n"},
+            {"id": "c", "greedy": ""}]
+    (tmp_path / "eval" / "m.full.samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert _bench().step_arithmetic(tmp_path, "m") == (3, 4)  # -8 - 5 is -13, not -3
