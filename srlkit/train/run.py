@@ -362,7 +362,8 @@ class Trainer:
                 curriculum.kill_hook(name, step)
         if gave_up:
             self.reporter.warn(f"{gave_up}; phase ended after {counts['updates']} of {total} optimizer updates")
-        best = self._validate(name, pc, total, val, scorer)
+        # at the step the phase reached: a phase that gave up early is not drawn as if it had trained to the end
+        best = self._validate(name, pc, step, val, scorer)
         if scorer is not None and hasattr(scorer, "close"):
             scorer.close()  # e.g. the math-verify process pool
         self._save_hf(curriculum.phase_dir(self.run_dir, name) / "final")

@@ -61,6 +61,9 @@ def test_idle_phase_allowed_by_switch_is_reported_not_hidden(cli, tmp_path, tiny
     assert summary["srl"]["updates"] == 3 and summary["rlvr"]["updates"] == 0
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert {r["phase"] for r in rows} == {"srl"}  # no step line pretends rlvr trained
+    evals = [json.loads(x) for x in (out / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in evals if r["phase"] == "srl"][-1] == 3
+    assert {r["step"] for r in evals if r["phase"] == "rlvr"} == {0}  # nor does its validation curve
 
 
 # ---------------------------------------------------------------- per-step log lines
