@@ -13,7 +13,9 @@ SRL it started from; `--no-phase-end` skips that eval). Every phase's learning c
 whole-solution greedy accuracy on the validation problems every `--eval-every` steps.
 
 Task: `gym:chain_sum` (multi-step integer arithmetic with expert steps, see
-`srlkit/data/gym.py`); held-out questions come from a disjoint seed range.
+`srlkit/data/gym.py`); held-out questions come from a disjoint seed range. `--task` picks another
+gym task or options (`--task 'chain_sum?terms=4-5&digits=2-3'`, `--task gsm_symbolic`). On chain
+sums the table also gives the share of the greedy answers' `a ± b = c` steps that are right.
 
 Resumable: a killed comparison picks up where it stopped (finished arms and their evals
 are kept; an arm killed mid-training resumes from its last checkpoint). A result to publish is
