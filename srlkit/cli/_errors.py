@@ -3,7 +3,8 @@
 Library code raises `srlkit.errors.SrlkitError` (and its typed subclasses) with a message that
 says what to do; those print as they are (exit 2). Errors from the operating system, JSON,
 safetensors, pickle and Unicode that a library call let through still get one line naming the
-path and what to do (exit 2). Anything else is a bug: one line that says how to see the
+path and what to do (exit 2); a save that safetensors or torch could not write (a full disk) says
+so, not that a file is damaged. Anything else is a bug: one line that says how to see the
 traceback (exit 1). `SRLKIT_DEBUG=1` shows the traceback of any error instead.
 """
 
@@ -47,6 +48,14 @@ def _os_error(e: OSError) -> str:
     return f"cannot access {where}: {e.strerror or e}; check the path and its permissions"
 
 
+def _write_failed(e: BaseException) -> bool:
+    """safetensors and torch.save report a failed write (a full disk) in their own exception types."""
+    text = str(e)
+    if type(e).__name__ == "SafetensorError":
+        return "while serializing" in text.lower() or "os error 28" in text
+    return isinstance(e, RuntimeError) and "file write failed" in text
+
+
 def describe(e: BaseException) -> tuple[str, int]:
     """(one-line message without 'error: ', exit code) for an exception that reached the CLI."""
     from srlkit.errors import SrlkitError
@@ -64,6 +73,11 @@ def describe(e: BaseException) -> tuple[str, int]:
     if isinstance(e, UnicodeEncodeError):
         return one_line(f"text with an invalid code point ({e.reason}, e.g. a lone surrogate) cannot be written; "
                         f"remove it from the input ({DEBUG_ENV}=1 shows where)"), 2
+    if _write_failed(e):  # a checkpoint or model save that could not be written is not a damaged file
+        full = "os error 28" in str(e) or "no space left" in str(e).lower()
+        return one_line(("no space left on the device while saving" if full else f"a file could not be written ({e})")
+                        + "; free some space (or use another --out) and run again: `--resume` starts from the "
+                        "last complete checkpoint"), 2
     if isinstance(e, (pickle.UnpicklingError, EOFError)) or type(e).__name__ == "SafetensorError":
         kind = "safetensors" if type(e).__name__ == "SafetensorError" else "pickle (.pt)"
         return one_line(f"a {kind} file is damaged or truncated ({e}); restore it, or start from an earlier "
