@@ -48,12 +48,17 @@ def _os_error(e: OSError) -> str:
     return f"cannot access {where}: {e.strerror or e}; check the path and its permissions"
 
 
-def _write_failed(e: BaseException) -> bool:
-    """safetensors and torch.save report a failed write (a full disk) in their own exception types."""
+def _failed_write(e: BaseException) -> str | None:
+    """What to say when safetensors or torch.save could not write (e.g. a full disk), which they report
+    in their own exception types; None for any other error."""
     text = str(e)
-    if type(e).__name__ == "SafetensorError":
-        return "while serializing" in text.lower() or "os error 28" in text
-    return isinstance(e, RuntimeError) and "file write failed" in text
+    if not ((type(e).__name__ == "SafetensorError" and ("while serializing" in text.lower() or "os error 28" in text))
+            or (isinstance(e, RuntimeError) and "file write failed" in text)):
+        return None
+    full = "os error 28" in text or "no space left" in text.lower()
+    return (("no space left on the device while saving" if full else f"a file could not be written ({text})")
+            + "; free some space (or use another --out) and run again: `--resume` starts from the last complete "
+            "checkpoint")
 
 
 def describe(e: BaseException) -> tuple[str, int]:
@@ -73,11 +78,8 @@ def describe(e: BaseException) -> tuple[str, int]:
     if isinstance(e, UnicodeEncodeError):
         return one_line(f"text with an invalid code point ({e.reason}, e.g. a lone surrogate) cannot be written; "
                         f"remove it from the input ({DEBUG_ENV}=1 shows where)"), 2
-    if _write_failed(e):  # a checkpoint or model save that could not be written is not a damaged file
-        full = "os error 28" in str(e) or "no space left" in str(e).lower()
-        return one_line(("no space left on the device while saving" if full else f"a file could not be written ({e})")
-                        + "; free some space (or use another --out) and run again: `--resume` starts from the "
-                        "last complete checkpoint"), 2
+    if (write := _failed_write(e)) is not None:  # a save that could not be written is not a damaged file
+        return one_line(write), 2
     if isinstance(e, (pickle.UnpicklingError, EOFError)) or type(e).__name__ == "SafetensorError":
         kind = "safetensors" if type(e).__name__ == "SafetensorError" else "pickle (.pt)"
         return one_line(f"a {kind} file is damaged or truncated ({e}); restore it, or start from an earlier "
