@@ -8,6 +8,8 @@
 - Kill and resume (slow): SIGKILL both ranks right after the step-2 checkpoint, `--resume` on
   2 processes: no duplicated metrics lines, final weights equal to the uninterrupted run's.
 - Resuming on another number of processes is a one-line error.
+- A two-phase run on 2 processes (slow): its RLVR phase equals an `rlvr` run from the SRL phase's
+  final weights, weights and metrics.
 - `gpu`: the learner under FSDP2 (1 GPU) equals the plain learner.
 
 `accelerate launch --cpu` starts a single process (accelerate's simple launcher); on CPU the
@@ -275,3 +277,34 @@ def test_fsdp_or_deepspeed_without_a_gpu_and_uneven_batches_are_one_line_errors(
     assert dist.local_quota(6, three) == 2
     with pytest.raises(ConfigError, match="prompts_per_step=8 is not a multiple of the 3 processes"):
         dist.local_quota(8, three)
+
+
+@pytest.mark.slow  # two 2-process launches of the CLI
+def test_two_phase_run_on_two_processes_equals_its_phases_run_apart(tmp_path, tiny_model_dir, tiny_data):
+    """On 2 processes, too, the RLVR phase of `srl,rlvr` equals an `rlvr` run from the SRL phase's
+    final weights: the same weights and metrics; every phase made real updates, one line per step."""
+    common = ["--set", "train.model.lora.enabled=false", "--set", "train.val_solve=0",
+              "--set", "train.loss.kl_beta=0.5"]
+    chain, apart = tmp_path / "chain", tmp_path / "apart"
+    r = launch("train_entry.py",
+               *fx.tiny_args(tiny_model_dir, tiny_data, chain, "--curriculum", "srl,rlvr", *common))
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = launch("train_entry.py", *fx.tiny_args(tiny_model_dir, tiny_data, apart, "--curriculum", "rlvr", *common),
+               "--model", str(chain / "srl" / "final"))
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    def rows(run: Path, phase: str) -> list[dict]:
+        volatile = {"time", "global_step", "time/generate", "time/reward", "time/update", "time/step", "tokens_per_s"}
+        got = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in m.items() if k not in volatile} for m in got if m["phase"] == phase]
+
+    assert [m["step"] for p in ("srl", "rlvr") for m in rows(chain, p)] == [1, 2, 3, 1, 2, 3]
+    assert all(m["tokens/trainable"] > 0 for p in ("srl", "rlvr") for m in rows(chain, p))  # real updates
+    assert rows(chain, "rlvr") == rows(apart, "rlvr")
+    summary = json.loads((chain / "summary.json").read_text())
+    assert summary["world_size"] == 2 and [summary["phases"][p]["updates"] for p in ("srl", "rlvr")] == [3, 3]
+    a = _tensors(chain / "rlvr" / "final" / "model.safetensors")
+    b = _tensors(apart / "rlvr" / "final" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    start = _tensors(chain / "srl" / "final" / "model.safetensors")
+    assert any(not torch.equal(a[k], start[k]) for k in a)  # RLVR moved the weights
