@@ -226,6 +226,9 @@ class PhaseConfig(_Strict):
     # step. Only for SRL phases.
     step_end: Literal["eos", "boundary"] = "eos"
     max_new_tokens: int | None = Field(None, ge=1)  # this phase's rollout cap; None: rollout.max_new_tokens
+    # G, this phase's rollouts per prompt; None: rollout.num_generations. RLVR with a rare success
+    # keeps a group only when one of its G samples is right, so larger groups keep more of them.
+    num_generations: int | None = Field(None, ge=1)
     # Off-policy expert guidance (SRL rows only): one of each group's G completions is the
     # expert's own next step instead of a sample, scored by the same rewards (as LUFFY does
     # with whole expert traces). Not in the paper; it gives a weak model that never samples
@@ -347,6 +350,11 @@ class TrainConfig(_Strict):
         return self
 
 
+def group_size(cfg: TrainConfig, phase: str) -> int:
+    """G for `phase`: its own num_generations, else the rollout's."""
+    return cfg.phases[phase].num_generations or cfg.rollout.num_generations
+
+
 def check_train(cfg: TrainConfig) -> None:
     """Checks across fields: the curriculum's phases exist and can run. One-line ConfigError.
 
@@ -373,10 +381,12 @@ def check_train(cfg: TrainConfig) -> None:
             raise ConfigError(f"phase '{name}' is kind sft and trains on expert steps: set train.phases.{name}.table = \"srl\"")
         if pc.kind == "grpo" and not pc.rewards:
             raise ConfigError(f"phase '{name}' has no rewards; add [[train.phases.{name}.rewards]] with a name")
-    grpo = [n for n in cfg.curriculum if cfg.phases[n].kind == "grpo"]
-    if grpo and cfg.rollout.num_generations < 2:
-        raise ConfigError(f"train.rollout.num_generations = {cfg.rollout.num_generations}, but GRPO phase '{grpo[0]}' "
-                          "needs at least 2 samples per group (advantages are group-relative); set it to 2 or more")
+    for name in dict.fromkeys(cfg.curriculum):
+        pc = cfg.phases[name]
+        if pc.kind == "grpo" and group_size(cfg, name) < 2:
+            key = f"train.phases.{name}.num_generations" if pc.num_generations else "train.rollout.num_generations"
+            raise ConfigError(f"{key} = {group_size(cfg, name)}, but GRPO phase '{name}' needs at least 2 samples "
+                              "per group (advantages are group-relative); set it to 2 or more")
 
 
 def _looks_local(name: str) -> bool:

@@ -104,6 +104,11 @@ def test_grpo_needs_two_samples_per_group_but_sft_does_not():
     assert "GRPO phase 'srl'" in msg and "at least 2" in msg
     cfg = load_recipe(TINY, ["train.rollout.num_generations=1", "train.curriculum='sft'"]).train
     assert cfg.rollout.num_generations == 1
+    msg = _error("train.phases.rlvr.num_generations=1")  # a phase's own G: its key is named
+    assert "train.phases.rlvr.num_generations = 1" in msg and "GRPO phase 'rlvr'" in msg
+    ok = load_recipe(TINY, ["train.rollout.num_generations=1", "train.phases.srl.num_generations=4",
+                            "train.phases.rlvr.num_generations=8"]).train
+    curriculum.validate(ok)
     # a change in place (no re-validation of the whole config) is caught before training:
     cfg.phases["sft"].rewards = [RewardSpec(name="step_similarity")]
     cfg.phases["sft"].kind = "grpo"

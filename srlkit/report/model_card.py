@@ -66,7 +66,7 @@ def _phases(cfg: dict[str, Any], summary: dict[str, Any]) -> list[dict[str, Any]
         rows.append({"name": name, "kind": kind, "table": p.get("table", "?"),
                      "rewards": ", ".join(r["name"] for r in p.get("rewards", [])) or "— (cross-entropy)",
                      "steps": (summary.get(name) or {}).get("steps", p.get("steps", "?")),
-                     "prompts": p.get("prompts_per_step", "?"), "G": g if kind != "sft" else "—",
+                     "prompts": p.get("prompts_per_step", "?"), "G": (p.get("num_generations") or g) if kind != "sft" else "—",
                      "lr": p.get("lr", "?"),
                      "dynamic": "yes" if (p.get("sampling") or {}).get("dynamic", False) else "no"})
     return rows

@@ -153,7 +153,7 @@ def rl_rollouts(
     """
     from srlkit.sampling.dynamic import Group, is_informative, sample_until_full
 
-    num_generations = rollout.num_generations  # num_generations in the paper
+    num_generations = phase.num_generations or rollout.num_generations  # G; num_generations in the paper
     expert = int(phase.expert_in_group)
     if expert and (num_generations < 2 or (table.rows and "target" not in table.rows[0])):
         raise ConfigError(f"{phase_name}: expert_in_group needs num_generations >= 2 and an SRL table "

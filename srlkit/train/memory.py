@@ -180,6 +180,7 @@ def estimate_for(cfg: Any, shape: Shape, *, world_size: int, backend: str, card_
     A known card size (`--gpu-gib`, or a visible GPU) means a CUDA run: "auto" checkpointing is on,
     and packed rows would use FlexAttention. `pack_prompts = "auto"` decides per micro-batch, so
     the estimate is the larger of the plain and the packed layout."""
+    from srlkit.config import group_size
     from srlkit.train import curriculum
     from srlkit.train.model import pick_dtype
 
@@ -188,9 +189,9 @@ def estimate_for(cfg: Any, shape: Shape, *, world_size: int, backend: str, card_
     r = cfg.rollout
     cuda = card_bytes is not None
     sft = any(cfg.phases[p].kind == "sft" for p in cfg.curriculum)  # SFT rows have distinct prompts
-    rows = max(-(-cfg.phases[p].prompts_per_step // max(1, world_size)) * (r.num_generations if cfg.phases[p].kind == "grpo"
+    rows = max(-(-cfg.phases[p].prompts_per_step // max(1, world_size)) * (group_size(cfg, p) if cfg.phases[p].kind == "grpo"
                                                                           else 1) for p in cfg.curriculum)
-    layouts = [1] if cfg.model.pack_prompts is False or sft else [r.num_generations]
+    layouts = [1] if cfg.model.pack_prompts is False or sft else [max(group_size(cfg, p) for p in cfg.curriculum)]
     if cfg.model.pack_prompts == "auto" and not sft:
         layouts.append(1)
 

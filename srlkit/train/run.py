@@ -71,8 +71,8 @@ def dead_cause(draws: list[dict[str, Any]], max_new_tokens: int) -> str:
 def dead_advice(draws: list[dict[str, Any]]) -> str:
     trunc = sum(d.get("completion/truncated_frac", 0.0) for d in draws) / max(1, len(draws))
     if trunc > 0.5:
-        return "raise max_new_tokens (rollout or phase), or num_generations"
-    return "raise rollout.num_generations or temperature, or start from a model that sometimes succeeds (e.g. SRL first)"
+        return "raise max_new_tokens (rollout or phase), or num_generations (rollout or phase)"
+    return "raise num_generations (rollout or phase) or temperature, or start from a model that sometimes succeeds (e.g. SRL first)"
 
 
 def seed_everything(seed: int) -> None:

@@ -144,6 +144,36 @@ def test_rollout_batch_carries_engine_logprobs(tiny_model_dir, tiny_data):
     assert roll.metrics["sampling/prompts"] >= 2
 
 
+def test_a_phase_draws_its_own_group_size(tiny_model_dir, tiny_data):
+    """phase.num_generations overrides rollout.num_generations: groups of the phase's G, and
+    advantages centred within each such group (a group of the rollout's G would straddle two)."""
+    from srlkit.config import LossConfig, RewardSpec, RolloutConfig
+    from srlkit.rewards.scorer import build_scorer
+    from srlkit.rollout.hf import HFEngine
+    from srlkit.train.data import PromptTable, read_rows
+    from srlkit.train.groups import rl_rollouts
+
+    policy = load_policy(ModelConfig(name_or_path=str(tiny_model_dir), lora=LoraConfig(enabled=False)))
+    table = PromptTable(read_rows(tiny_data, "srl", "train"), policy.tokenizer, seed=0, max_prompt_tokens=512)
+    scorer = build_scorer([RewardSpec(name="test_len")], tiny_data)
+
+    def draw(phase_g):
+        phase = PhaseConfig(prompts_per_step=2, num_generations=phase_g, sampling={"dynamic": False})
+        return rl_rollouts(engine=HFEngine(policy.model, policy.tokenizer), scorer=scorer, table=table,
+                           phase_name="0:srl", phase=phase, rollout=RolloutConfig(num_generations=2, max_new_tokens=6,
+                                                                                   truncation="keep"),
+                           loss=LossConfig(), seed=0, step=1, pad_id=policy.tokenizer.pad_token_id)
+
+    assert draw(None).batch.rows == 4
+    b = draw(5).batch
+    assert b.rows == 10
+    for g in range(2):  # the prompt is shared within a group of 5, and its advantages sum to 0
+        assert all(torch.equal(b.input_ids[5 * g, :b.prompt_len], b.input_ids[5 * g + j, :b.prompt_len])
+                   for j in range(5))
+        assert abs(float(b.advantages[5 * g:5 * g + 5].sum())) < 1e-4
+    assert not torch.equal(b.input_ids[0, :b.prompt_len], b.input_ids[5, :b.prompt_len])
+
+
 def test_expert_in_group_puts_the_expert_step_last_in_each_group(tiny_model_dir, tiny_data):
     """expert_in_group: G-1 samples plus the expert's step (NaN behaviour logprobs: weight 1),
     scored like the rest; the logged reward covers the policy's own samples only."""
