@@ -236,7 +236,17 @@ class Trainer:
         return heldout.solve_accuracy(self._engine(), scorer, table, self.cfg.rollout,
                                       self.cfg.val_solve_max_new_tokens)
 
-    def _validate(self, name: str, pc: Any, step: int, val: PromptTable, scorer: Any) -> float | None:
+    def _validate(self, name: str, pc: Any, step: int, val: PromptTable, scorer: Any, key: str) -> float | None:
+        """Score the validation prompts at `step` and log them; kept in the state (checkpointed) so the
+        phase end does not score the same weights twice when the phase gave up on a validation step."""
+        last = self.state.setdefault("last_val", {}).get(key)
+        if last is not None and last["step"] == step:
+            return last["score"]
+        score = self._score_validation(name, pc, step, val, scorer)
+        self.state["last_val"][key] = {"step": step, "score": score}
+        return score
+
+    def _score_validation(self, name: str, pc: Any, step: int, val: PromptTable, scorer: Any) -> float | None:
         if scorer is not None:
             m = heldout.reward_score(self._engine(), scorer, val, self.cfg.rollout, step_end=pc.step_end,
                                      max_new_tokens=pc.max_new_tokens)
@@ -300,7 +310,7 @@ class Trainer:
             pkey, {"updates": 0, "draws": 0, "empty_draws": 0, "prompts": 0, "groups": 0, "dropped": 0})
         self.reporter.begin(name, total, start)
         if pc.eval_every and start == 0:  # the curve's starting point: the weights the phase starts from
-            self._validate(name, pc, 0, val, scorer)
+            self._validate(name, pc, 0, val, scorer, pkey)
         gave_up: str | None = None
         cap = pc.max_new_tokens or cfg.rollout.max_new_tokens
         empty_run: list[dict[str, Any]] = []  # metrics of consecutive draws that kept nothing
@@ -355,7 +365,7 @@ class Trainer:
             if cfg.sample_every and (step % cfg.sample_every == 0 or step == 1):
                 self.logger.log_samples(name, step, self._gather_samples(roll.samples))
             if pc.eval_every and step % pc.eval_every == 0 and step < total:
-                self._validate(name, pc, step, val, scorer)
+                self._validate(name, pc, step, val, scorer, pkey)
             self.reporter.step(step, {**rec, "prompts_per_step": pc.prompts_per_step})
             if pc.save_every and step % pc.save_every == 0 and step < total:
                 self._checkpoint(name, step, table.cursor.to_dict(), phase_done=False)
@@ -363,7 +373,7 @@ class Trainer:
         if gave_up:
             self.reporter.warn(f"{gave_up}; phase ended after {counts['updates']} of {total} optimizer updates")
         # at the step the phase reached: a phase that gave up early is not drawn as if it had trained to the end
-        best = self._validate(name, pc, step, val, scorer)
+        best = self._validate(name, pc, step, val, scorer, pkey)
         if scorer is not None and hasattr(scorer, "close"):
             scorer.close()  # e.g. the math-verify process pool
         self._save_hf(curriculum.phase_dir(self.run_dir, name) / "final")

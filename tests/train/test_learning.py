@@ -66,6 +66,22 @@ def test_idle_phase_allowed_by_switch_is_reported_not_hidden(cli, tmp_path, tiny
     assert {r["step"] for r in evals if r["phase"] == "rlvr"} == {0}  # nor does its validation curve
 
 
+def test_a_phase_that_gives_up_on_a_validation_step_is_scored_there_once(cli, tmp_path, tiny_model_dir, tiny_data):
+    """The phase-end validation reuses a validation already made at the step the phase stopped at
+    (here the starting point, step 0): one row per step in eval.jsonl, not two of the same weights."""
+    _install_const()
+    out = tmp_path / "run"
+    res = cli(*fx.tiny_args(tiny_model_dir, tiny_data, out, "--curriculum", "srl,rlvr",
+                            "--set", "train.phases.rlvr.rewards=[{name='test_const', params={value=0.0}}]",
+                            "--set", "train.phases.rlvr.sampling.patience=1", "--set", "train.phases.rlvr.eval_every=1",
+                            "--set", "train.allow_idle_phases=true"))
+    assert res.code == 0, res.err
+    evals = [json.loads(x) for x in (out / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in evals if r["phase"] == "rlvr"] == [0]
+    summary = json.loads((out / "summary.json").read_text())["phases"]["rlvr"]
+    assert summary["updates"] == 0 and summary["final_val"] == [r for r in evals if r["phase"] == "rlvr"][0]["val/score"]
+
+
 # ---------------------------------------------------------------- per-step log lines
 
 
