@@ -350,9 +350,9 @@ class TrainConfig(_Strict):
         return self
 
 
-def group_size(cfg: TrainConfig, phase: str) -> int:
-    """G for `phase`: its own num_generations, else the rollout's."""
-    return cfg.phases[phase].num_generations or cfg.rollout.num_generations
+def group_size(phase: PhaseConfig, rollout: RolloutConfig) -> int:
+    """G for a phase: its own num_generations, else the rollout's."""
+    return phase.num_generations or rollout.num_generations
 
 
 def check_train(cfg: TrainConfig) -> None:
@@ -383,9 +383,9 @@ def check_train(cfg: TrainConfig) -> None:
             raise ConfigError(f"phase '{name}' has no rewards; add [[train.phases.{name}.rewards]] with a name")
     for name in dict.fromkeys(cfg.curriculum):
         pc = cfg.phases[name]
-        if pc.kind == "grpo" and group_size(cfg, name) < 2:
+        if pc.kind == "grpo" and (g := group_size(pc, cfg.rollout)) < 2:
             key = f"train.phases.{name}.num_generations" if pc.num_generations else "train.rollout.num_generations"
-            raise ConfigError(f"{key} = {group_size(cfg, name)}, but GRPO phase '{name}' needs at least 2 samples "
+            raise ConfigError(f"{key} = {g}, but GRPO phase '{name}' needs at least 2 samples "
                               "per group (advantages are group-relative); set it to 2 or more")
 
 

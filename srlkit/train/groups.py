@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from srlkit.config import LossConfig, PhaseConfig, RolloutConfig
+from srlkit.config import LossConfig, PhaseConfig, RolloutConfig, group_size
 from srlkit.errors import ConfigError
 from srlkit.rollout.base import SamplingParams
 from srlkit.sampling.dynamic import population_std
@@ -153,7 +153,7 @@ def rl_rollouts(
     """
     from srlkit.sampling.dynamic import Group, is_informative, sample_until_full
 
-    num_generations = phase.num_generations or rollout.num_generations  # G; num_generations in the paper
+    num_generations = group_size(phase, rollout)  # G; num_generations in the paper
     expert = int(phase.expert_in_group)
     if expert and (num_generations < 2 or (table.rows and "target" not in table.rows[0])):
         raise ConfigError(f"{phase_name}: expert_in_group needs num_generations >= 2 and an SRL table "

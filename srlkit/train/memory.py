@@ -189,9 +189,9 @@ def estimate_for(cfg: Any, shape: Shape, *, world_size: int, backend: str, card_
     r = cfg.rollout
     cuda = card_bytes is not None
     sft = any(cfg.phases[p].kind == "sft" for p in cfg.curriculum)  # SFT rows have distinct prompts
-    rows = max(-(-cfg.phases[p].prompts_per_step // max(1, world_size)) * (group_size(cfg, p) if cfg.phases[p].kind == "grpo"
+    rows = max(-(-cfg.phases[p].prompts_per_step // max(1, world_size)) * (group_size(cfg.phases[p], r) if cfg.phases[p].kind == "grpo"
                                                                           else 1) for p in cfg.curriculum)
-    layouts = [1] if cfg.model.pack_prompts is False or sft else [max(group_size(cfg, p) for p in cfg.curriculum)]
+    layouts = [1] if cfg.model.pack_prompts is False or sft else [max(group_size(cfg.phases[p], r) for p in cfg.curriculum)]
     if cfg.model.pack_prompts == "auto" and not sft:
         layouts.append(1)
 
